@@ -1,0 +1,176 @@
+"""Callback handles: what ``call_soon``, ``call_later`` and ``add_reader`` return.
+
+Owns: :class:`Handle` (a callback, its arguments and its context, run once by the
+loop) and :class:`TimerHandle` (the same with a deadline and a sequence number
+that keeps timers due at the same instant in the order they were scheduled).
+
+Never: touches the ready queue, the timer heap or the poller.  A handle only
+knows how to run itself and how to mark itself cancelled; the loop owns where
+it is queued.  Both classes have the attributes and methods of
+``asyncio.Handle``/``asyncio.TimerHandle`` so that code written for asyncio's
+handles (``cancel()``, ``cancelled()``, ``when()``, ``get_context()``) works.
+
+Discussion: handles are the most allocated objects of the loop, so they use
+``__slots__`` and keep ``_run`` short; the slow path (formatting the callback
+for an error report) lives in :func:`_report`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from asyncio import format_helpers
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Handle", "TimerHandle"]
+
+
+class Handle(asyncio.Handle):
+    """A callback scheduled on the loop; ``cancel()`` stops it from running.
+
+    A subclass of ``asyncio.Handle`` (it uses the same slots), so that code that
+    checks for asyncio's handle types accepts treadle's.
+    """
+
+    __slots__ = ()
+
+    def __init__(  # type: ignore[override]
+        self,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        self._context = context
+        self._loop = loop
+        self._callback: Callable[..., object] | None = callback
+        self._args = args
+        self._cancelled = False
+        self._repr: str | None = None
+        if loop._debug:
+            self._source_traceback: Any = format_helpers.extract_stack(sys._getframe(1))
+        else:
+            self._source_traceback = None
+
+    def _repr_info(self) -> list[str]:
+        info = [type(self).__name__]
+        if self._cancelled:
+            info.append("cancelled")
+        if self._callback is not None:
+            info.append(format_helpers._format_callback_source(self._callback, self._args))
+        if self._source_traceback:
+            frame = self._source_traceback[-1]
+            info.append(f"created at {frame[0]}:{frame[1]}")
+        return info
+
+    def __repr__(self) -> str:
+        if self._repr is not None:
+            return self._repr
+        return "<{}>".format(" ".join(self._repr_info()))
+
+    def get_context(self) -> contextvars.Context:
+        return self._context
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._cancelled = True
+            if self._loop._debug:
+                # Keep the callback in the repr so that a slow-callback warning
+                # can still name it after the references are dropped.
+                self._repr = repr(self)
+            self._callback = None
+            self._args = None  # type: ignore[assignment]
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def _run(self) -> None:
+        try:
+            self._context.run(self._callback, *self._args)  # type: ignore[arg-type, misc]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            _report(self, exc)
+
+
+def _report(handle: Handle, exc: BaseException) -> None:
+    """Send the exception raised by ``handle``'s callback to the loop's handler."""
+    cb = format_helpers._format_callback_source(handle._callback, handle._args)
+    context: dict[str, Any] = {
+        "message": f"Exception in callback {cb}",
+        "exception": exc,
+        "handle": handle,
+    }
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
+class TimerHandle(Handle, asyncio.TimerHandle):
+    """A callback due at a loop time; ordered by (deadline, scheduling order)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(  # type: ignore[override]
+        self,
+        when: float,
+        seq: int,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        Handle.__init__(self, callback, args, loop, context)
+        if self._source_traceback:
+            del self._source_traceback[-1]
+        self._when = when
+        self._seq = seq
+        self._scheduled = False
+
+    def _repr_info(self) -> list[str]:
+        info = super()._repr_info()
+        info.insert(2 if self._cancelled else 1, f"when={self._when}")
+        return info
+
+    def __hash__(self) -> int:
+        return hash((self._when, self._seq))
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            if self._when == other._when:
+                return self._seq < other._seq
+            return self._when < other._when
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self is other or self.__lt__(other)
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return other.__lt__(self)
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self is other or other.__lt__(self)
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self is other
+        return NotImplemented
+
+    def when(self) -> float:
+        """The loop time (``loop.time()``) at which the callback is due."""
+        return self._when
+
+    def cancel(self) -> None:
+        if not self._cancelled and self._scheduled:
+            self._loop._timer_handle_cancelled(self)
+        super().cancel()

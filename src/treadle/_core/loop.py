@@ -1,0 +1,448 @@
+"""The loop: ready queue, timers, poller, wake-up and signals, and ``run_forever``.
+
+Design principles (check every change against them):
+
+1. One iteration (``_run_once``) polls for I/O with a timeout derived from the
+   ready queue and the earliest timer, moves due timers to the ready queue, then
+   runs exactly the callbacks that were ready when the iteration began.
+   Callbacks scheduled while it runs wait for the next iteration, as in asyncio,
+   so that I/O is never starved.
+2. The loop never blocks except in ``Poller.poll``.  Every wait in treadle is a
+   registration with this loop (a handle in the ready queue, a timer, a reader or
+   writer, a wake-up byte, a signal); green tasks and async tasks alike.
+3. The loop does not care which greenlet runs ``run_forever``: the hub of green
+   tasks is simply the greenlet that called it.  Callbacks must return to it.
+4. Errors never pass silently: an exception in a callback goes to the exception
+   handler and the loop keeps running; misuse raises at the call.
+
+Owns: ``call_soon``/``call_later``/``call_at``/``call_soon_threadsafe``,
+``run_forever``/``stop``/``close``, ``add_reader``/``add_writer`` and friends,
+the self-pipe that wakes the poller from other threads and signal handlers,
+and ``add_signal_handler``.
+
+Never: creates transports or servers (``transports``, ``servers``), or
+does socket I/O for callers (``sockops``).  Never imports from outside ``_core``
+except the standard library.
+
+The rest of ``asyncio.AbstractEventLoop`` that is not on the hot path
+(``create_connection`` with happy eyeballs, ``create_server``, TLS through
+``asyncio.sslproto``, executors, the exception handler, async generator
+hooks) comes from ``asyncio.base_events.BaseEventLoop``, which this class
+extends: those methods are the standard library's own, well tested, and call
+back into the hooks defined here and in the mixins.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import errno
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+import weakref
+from asyncio import base_events, coroutines, events
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
+
+from .handles import Handle, TimerHandle
+from .poller import Poller, fileobj_to_fd
+from .timers import TimerQueue
+
+__all__ = ["CoreLoop"]
+
+logger = logging.getLogger("treadle")
+
+_Ts = TypeVarTuple("_Ts")
+
+_MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
+_monotonic = time.monotonic
+
+
+def _sighandler_noop(signum: int, frame: Any) -> None:
+    """Python-level handler; the C handler writes the signal number to the wake-up fd."""
+
+
+def _check_callback(callback: object, method: str) -> None:
+    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+
+class CoreLoop(base_events.BaseEventLoop):
+    """The scheduling core of treadle's event loop (see the module docstring)."""
+
+    # What this class uses of BaseEventLoop's private state and helpers, which
+    # the type stubs do not list; the coupling is all here.
+    _closed: bool
+    _debug: bool
+    _stopping: bool
+    _thread_id: int | None
+    _clock_resolution: float
+    _current_handle: Any
+    if TYPE_CHECKING:
+
+        def _check_closed(self) -> None: ...
+        def _check_running(self) -> None: ...
+        def _check_thread(self) -> None: ...
+        def _set_coroutine_origin_tracking(self, enabled: bool) -> None: ...
+        def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
+        def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready: collections.deque[Any] = collections.deque()
+        self._timers = TimerQueue()
+        self._poller = Poller()
+        # The poller plays the selector for code that asks asyncio's selector
+        # loop what a descriptor is polled for (it has ``get_key``).
+        self._selector: Poller | None = self._poller
+        # fd -> transport, so that add_reader() on a transport's socket fails loudly.
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._signal_handlers: dict[int, Handle] = {}
+        self._ssock: socket.socket | None = None
+        self._csock: socket.socket | None = None
+        self._wakeup_pending = False
+        self._make_self_pipe()
+
+    # -- the clock and scheduling ------------------------------------------------
+
+    def time(self) -> float:
+        return _monotonic()
+
+    def call_soon(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_soon")
+        elif not callable(callback):
+            _check_callback(callback, "call_soon")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        return handle
+
+    # BaseEventLoop helpers (create_task, futures, executors) call this one.
+    def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        if not isinstance(delay, (int, float)):
+            raise TypeError(f"delay must be a number of seconds, got {type(delay).__name__}")
+        if delay != delay:
+            raise ValueError("delay must not be NaN")
+        timer = self.call_at(_monotonic() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if not isinstance(when, (int, float)):
+            raise TypeError(f"when must be a loop time (a number), got {type(when).__name__}")
+        if when != when:
+            raise ValueError("when must not be NaN")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_at")
+        elif not callable(callback):
+            _check_callback(callback, "call_at")
+        timers = self._timers
+        timer = TimerHandle(when, timers.next_seq(), callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        timers.push(timer)
+        return timer
+
+    def call_soon_threadsafe(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        _check_callback(callback, "call_soon_threadsafe")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        self._write_to_self()
+        return handle
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        self._timers.on_cancel(handle)
+
+    def _add_callback(self, handle: Handle) -> None:
+        if not handle._cancelled:
+            self._ready.append(handle)
+
+    # -- running -----------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(
+                firstiter=self._asyncgen_firstiter_hook,
+                finalizer=self._asyncgen_finalizer_hook,
+            )
+            events._set_running_loop(self)
+            run_once = self._run_once
+            while True:
+                run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _poll_timeout(self) -> float:
+        if self._ready or self._stopping:
+            return 0
+        deadline = self._timers.next_deadline()
+        if deadline is None:
+            return -1
+        timeout = deadline - _monotonic()
+        if timeout <= 0:
+            return 0
+        return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        self._poller.poll(self._poll_timeout(), ready)
+        self._timers.pop_due(_monotonic() + self._clock_resolution, ready)
+        ntodo = len(ready)
+        if self._debug:
+            self._run_ready_debug(ntodo)
+            return
+        popleft = ready.popleft
+        for _ in range(ntodo):
+            handle = popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    def _run_ready_debug(self, ntodo: int) -> None:
+        ready = self._ready
+        for _ in range(ntodo):
+            handle = ready.popleft()
+            if handle._cancelled:
+                continue
+            try:
+                self._current_handle = handle
+                t0 = _monotonic()
+                handle._run()
+                dt = _monotonic() - t0
+                if dt >= self.slow_callback_duration:
+                    described = base_events._format_handle(handle)  # type: ignore[attr-defined]
+                    logger.warning("Executing %s took %.3f seconds", described, dt)
+            finally:
+                self._current_handle = None
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        super().close()
+        self._timers.clear()
+        self._close_self_pipe()
+        self._poller.close()
+        self._selector = None
+
+    # -- I/O callbacks -------------------------------------------------------------
+
+    def _ensure_fd_no_transport(self, fd: Any) -> None:
+        fileno = fileobj_to_fd(fd)
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        self._check_closed()
+        handle = Handle(callback, args, self, None)
+        self._poller.set_reader(fileobj_to_fd(fd), handle)
+        return handle
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        self._check_closed()
+        handle = Handle(callback, args, self, None)
+        self._poller.set_writer(fileobj_to_fd(fd), handle)
+        return handle
+
+    def _remove_reader(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        return self._poller.remove_reader(fileobj_to_fd(fd))
+
+    def _remove_writer(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        return self._poller.remove_writer(fileobj_to_fd(fd))
+
+    def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
+        """Call ``callback(*args)`` whenever ``fd`` is readable (level-triggered)."""
+        self._ensure_fd_no_transport(fd)
+        _check_callback(callback, "add_reader")
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
+        """Call ``callback(*args)`` whenever ``fd`` is writable (level-triggered)."""
+        self._ensure_fd_no_transport(fd)
+        _check_callback(callback, "add_writer")
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    # -- wake-up from other threads and from signal handlers -------------------------
+
+    def _make_self_pipe(self) -> None:
+        self._ssock, self._csock = socket.socketpair()
+        self._ssock.setblocking(False)
+        self._csock.setblocking(False)
+        self._add_reader(self._ssock.fileno(), self._read_from_self)
+
+    def _close_self_pipe(self) -> None:
+        if self._ssock is None or self._csock is None:
+            return
+        self._poller.remove_reader(self._ssock.fileno())
+        self._ssock.close()
+        self._ssock = None
+        self._csock.close()
+        self._csock = None
+
+    def _write_to_self(self) -> None:
+        # Called from other threads and from signal handlers: no locks, and a
+        # full pipe is fine (the loop is already due to wake up).
+        csock = self._csock
+        if csock is None or self._wakeup_pending:
+            return
+        self._wakeup_pending = True
+        try:
+            csock.send(b"\0")
+        except OSError:
+            pass
+
+    def _read_from_self(self) -> None:
+        assert self._ssock is not None
+        self._wakeup_pending = False
+        while True:
+            try:
+                data = self._ssock.recv(4096)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            for sig in data:
+                if sig:
+                    self._handle_signal(sig)
+
+    def _process_events(self, event_list: Any) -> None:  # BaseEventLoop hook, unused
+        pass
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _check_signal(self, sig: Any) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    def add_signal_handler(self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
+        """Run ``callback(*args)`` on the loop when signal ``sig`` arrives (main thread only)."""
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        assert self._csock is not None
+        try:
+            # Raises ValueError outside the main thread: a loop running in
+            # another thread cannot take over the process's signals.
+            signal.set_wakeup_fd(self._csock.fileno())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc)) from None
+        handle = Handle(callback, args, self, None)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, _sighandler_noop)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError) as nexc:
+                    logger.info("set_wakeup_fd(-1) failed: %s", nexc)
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
+            raise
+
+    def _handle_signal(self, sig: int) -> None:
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.remove_signal_handler(sig)
+        else:
+            self._ready.append(handle)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler of ``sig``; True if there was one."""
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
+            raise
+        if not self._signal_handlers:
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                logger.info("set_wakeup_fd(-1) failed: %s", exc)
+        return True

@@ -1,0 +1,181 @@
+"""The poller: Linux epoll, and which callback waits on which file descriptor.
+
+Owns: the epoll object and the map from a file descriptor to its reader and
+writer handles (at most one of each, as in asyncio).
+
+Never: runs a callback.  ``poll`` only appends the handles of ready descriptors
+to the ready queue that the loop passes in; the loop runs them.  It never
+closes a descriptor it did not create, and it never keeps a descriptor that was
+closed behind its back registered (``EBADF``/``ENOENT`` on modify are taken as
+"already gone").
+
+Discussion: epoll is level-triggered here, like asyncio's selector, so a
+callback that reads only part of the available data is called again on the
+next iteration.  Errors and hang-ups (``EPOLLERR``/``EPOLLHUP``) wake both the
+reader and the writer, so each gets to see the error from its own system call.
+"""
+
+from __future__ import annotations
+
+import select
+import selectors
+from collections import deque
+from typing import Any
+
+from .handles import Handle
+
+__all__ = ["Poller", "fileobj_to_fd"]
+
+_EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
+_READ_MASK = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP | select.EPOLLRDHUP
+_WRITE_MASK = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+
+
+def fileobj_to_fd(fileobj: Any) -> int:
+    """The descriptor of an int or an object with ``fileno()``; ValueError if invalid."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class _Entry:
+    __slots__ = ("reader", "writer", "mask")
+
+    def __init__(self) -> None:
+        self.reader: Handle | None = None
+        self.writer: Handle | None = None
+        self.mask = 0
+
+
+class Poller:
+    __slots__ = ("_epoll", "_fds", "_maxevents")
+
+    def __init__(self) -> None:
+        self._epoll: select.epoll | None = select.epoll()
+        self._fds: dict[int, _Entry] = {}
+        self._maxevents = 1024
+
+    def fileno(self) -> int:
+        assert self._epoll is not None
+        return self._epoll.fileno()
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        self._fds.clear()
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def get(self, fd: int) -> tuple[Handle | None, Handle | None]:
+        entry = self._fds.get(fd)
+        if entry is None:
+            return None, None
+        return entry.reader, entry.writer
+
+    def get_key(self, fd: int) -> selectors.SelectorKey:
+        """A ``selectors``-style key for ``fd`` (KeyError if not registered).
+
+        Lets code written for asyncio's selector loop (transport reprs,
+        diagnostics) ask what a descriptor is polled for.
+        """
+        entry = self._fds[fd]
+        events = (selectors.EVENT_READ if entry.reader is not None else 0) | (
+            selectors.EVENT_WRITE if entry.writer is not None else 0
+        )
+        return selectors.SelectorKey(fd, fd, events, (entry.reader, entry.writer))
+
+    def _update(self, fd: int, entry: _Entry, mask: int) -> None:
+        assert self._epoll is not None
+        old = entry.mask
+        if mask == old:
+            return
+        if old == 0:
+            # Raises for a closed descriptor (EBADF) or a regular file (EPERM)
+            # before any state changes, so the caller sees the error.
+            self._epoll.register(fd, mask)
+            self._fds[fd] = entry
+        elif mask == 0:
+            del self._fds[fd]
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # closed behind our back: the kernel already dropped it
+        else:
+            try:
+                self._epoll.modify(fd, mask)
+            except FileNotFoundError:
+                self._epoll.register(fd, mask)
+        entry.mask = mask
+
+    def set_reader(self, fd: int, handle: Handle) -> None:
+        entry = self._fds.get(fd) or _Entry()
+        self._update(fd, entry, entry.mask | _EPOLLIN)
+        old, entry.reader = entry.reader, handle
+        if old is not None:
+            old.cancel()
+
+    def set_writer(self, fd: int, handle: Handle) -> None:
+        entry = self._fds.get(fd) or _Entry()
+        self._update(fd, entry, entry.mask | _EPOLLOUT)
+        old, entry.writer = entry.writer, handle
+        if old is not None:
+            old.cancel()
+
+    def remove_reader(self, fd: int) -> bool:
+        entry = self._fds.get(fd)
+        if entry is None or entry.reader is None:
+            return False
+        handle, entry.reader = entry.reader, None
+        self._update(fd, entry, entry.mask & ~_EPOLLIN)
+        handle.cancel()
+        return True
+
+    def remove_writer(self, fd: int) -> bool:
+        entry = self._fds.get(fd)
+        if entry is None or entry.writer is None:
+            return False
+        handle, entry.writer = entry.writer, None
+        self._update(fd, entry, entry.mask & ~_EPOLLOUT)
+        handle.cancel()
+        return True
+
+    def poll(self, timeout: float, ready: deque[Any]) -> int:
+        """Wait up to ``timeout`` seconds (-1: forever); queue the ready handles."""
+        assert self._epoll is not None
+        try:
+            events = self._epoll.poll(timeout, self._maxevents)
+        except InterruptedError:
+            return 0
+        fds = self._fds
+        for fd, ev in events:
+            entry = fds.get(fd)
+            if entry is None:
+                continue
+            if ev & _READ_MASK:
+                reader = entry.reader
+                if reader is not None:
+                    if reader._cancelled:
+                        self.remove_reader(fd)
+                    else:
+                        ready.append(reader)
+            if ev & _WRITE_MASK:
+                writer = entry.writer
+                if writer is not None:
+                    if writer._cancelled:
+                        self.remove_writer(fd)
+                    else:
+                        ready.append(writer)
+        n = len(events)
+        if n == self._maxevents:
+            self._maxevents *= 2
+        return n

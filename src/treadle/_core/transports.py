@@ -1,0 +1,389 @@
+"""Socket transports: the path from a ready socket to ``protocol.data_received``.
+
+Owns: :class:`SocketTransport` (TCP and Unix stream sockets, plain or under
+``asyncio.sslproto``), its write buffer and flow control, and
+:class:`BaseSocketTransport`, the closing logic shared with the datagram
+transport.
+
+Never: waits.  A transport reacts to readiness callbacks from the poller and
+to calls from its protocol; it reports every error to its protocol
+(``connection_lost(exc)``) or to the loop's exception handler, never swallows
+one, and never reports data as written that is not in the kernel or in its
+buffer.
+
+Discussion: the write buffer is a deque of immutable chunks (``bytes`` or
+memoryviews of ``bytes``) and a byte count.  A write that finds the buffer empty
+tries ``send`` at once, which is the common case; only the rest is copied into
+the buffer.  Several buffered chunks go out in one ``sendmsg``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import warnings
+from asyncio import base_events, constants, futures, protocols, transports, trsock
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["BaseSocketTransport", "SocketTransport"]
+
+logger = logging.getLogger("treadle")
+
+_IOV_MAX = 512
+
+
+class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  # type: ignore[misc]
+    """What stream and datagram socket transports share: state, closing, errors."""
+
+    max_size = 256 * 1024  # bytes asked of recv() per readiness event
+    _loop: Any
+    _extra: dict[str, Any]
+    if TYPE_CHECKING:  # from transports._FlowControlMixin, absent from the stubs
+
+        def _maybe_pause_protocol(self) -> None: ...
+        def _maybe_resume_protocol(self) -> None: ...
+
+    _sock: Any = None  # read by __del__ even if __init__ did not run
+
+    def __init__(self, loop: Any, sock: socket.socket, protocol: Any, extra: Any = None, server: Any = None) -> None:
+        super().__init__(extra, loop)
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self._protocol_connected = False
+        self.set_protocol(protocol)
+        self._server = server
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._buffer_size = 0
+        self._conn_lost = 0  # > 0 once connection_lost is scheduled
+        self._closing = False
+        self._paused = False
+        if server is not None:
+            server._attach()
+        loop._transports[self._sock_fd] = self
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            reader, writer = loop._poller.get(self._sock_fd)
+            info.append("read=polling" if reader is not None else "read=idle")
+            state = "polling" if writer is not None else "idle"
+            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def is_reading(self) -> bool:
+        return not self._closing and not self._paused
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._loop._remove_reader(self._sock_fd)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._loop._add_reader(self._sock_fd, self._read_ready)
+
+    def _start_reading(self) -> None:
+        if self.is_reading():
+            self._loop._add_reader(self._sock_fd, self._read_ready)
+
+    def _read_ready(self) -> None:
+        raise NotImplementedError
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffer_size
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_reader(self._sock_fd)
+        if not self._buffer_size:
+            self._conn_lost += 1
+            self._loop._remove_writer(self._sock_fd)
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, OSError):
+            # Connection errors are the peer's doing; the protocol hears of them
+            # through connection_lost(exc).
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        if self._buffer_size:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._loop._remove_writer(self._sock_fd)
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_reader(self._sock_fd)
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+            self._sock = None
+            self._protocol = None
+            self._loop = None
+            server = self._server
+            if server is not None:
+                server._detach()
+                self._server = None
+
+
+class SocketTransport(BaseSocketTransport):
+    """A stream socket (TCP or Unix) driven by the loop's poller."""
+
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    def __init__(
+        self,
+        loop: Any,
+        sock: socket.socket,
+        protocol: Any,
+        waiter: Any = None,
+        extra: Any = None,
+        server: Any = None,
+    ) -> None:
+        self._read_ready_cb: Any = None
+        super().__init__(loop, sock, protocol, extra, server)
+        self._eof = False
+        self._empty_waiter: Any = None
+        # Small writes go out without waiting for the peer's ACK (no Nagle).
+        base_events._set_nodelay(sock)  # type: ignore[attr-defined]
+        loop.call_soon(self._protocol.connection_made, self)
+        # Read only once connection_made() has run.
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)  # type: ignore[attr-defined]
+
+    def set_protocol(self, protocol: Any) -> None:
+        if isinstance(protocol, protocols.BufferedProtocol):
+            self._read_ready_cb = self._read_ready__get_buffer
+        else:
+            self._read_ready_cb = self._read_ready__data_received
+        super().set_protocol(protocol)
+
+    def _read_ready(self) -> None:
+        self._read_ready_cb()
+
+    def _read_ready__data_received(self) -> None:
+        if self._conn_lost:
+            return
+        try:
+            data = self._sock.recv(self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_ready__on_eof()
+            return
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_ready__get_buffer(self) -> None:
+        if self._conn_lost:
+            return
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_ready__on_eof()
+            return
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    def _read_ready__on_eof(self) -> None:
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if keep_open:
+            # The protocol may still write; nothing more can be read.
+            self._loop._remove_reader(self._sock_fd)
+        else:
+            self.close()
+
+    def write(self, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if not self._buffer_size:
+            try:
+                n = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+            self._loop._add_writer(self._sock_fd, self._write_ready)
+        # Copy: the caller may reuse a bytearray or memoryview after write().
+        chunk = data if type(data) is bytes else bytes(data)
+        self._buffer.append(chunk)
+        self._buffer_size += len(chunk)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _write_ready(self) -> None:
+        if self._conn_lost:
+            return
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1:
+                n = self._sock.send(buffer[0])
+            else:
+                n = self._sock.sendmsg(list(buffer)[:_IOV_MAX])
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop._remove_writer(self._sock_fd)
+            buffer.clear()
+            self._buffer_size = 0
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return
+        self._buffer_size -= n
+        while n:
+            chunk = buffer[0]
+            size = len(chunk)
+            if n >= size:
+                buffer.popleft()
+                n -= size
+            else:
+                buffer[0] = memoryview(chunk)[n:]
+                n = 0
+        self._maybe_resume_protocol()  # may write more
+        if not self._buffer_size:
+            self._loop._remove_writer(self._sock_fd)
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._call_connection_lost(None)
+            elif self._eof:
+                self._sock.shutdown(socket.SHUT_WR)
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer_size:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        super()._call_connection_lost(exc)
+        if self._empty_waiter is not None:
+            self._empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))
+
+    def _make_empty_waiter(self) -> Any:
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer_size:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self) -> None:
+        self._empty_waiter = None
