@@ -29,6 +29,8 @@ def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     """
     if not asyncio.iscoroutine(main):
         raise TypeError(f"treadle.run() expects a coroutine, got {type(main).__name__}")
+    if asyncio._get_running_loop() is not None:
+        raise RuntimeError("treadle.run() cannot be called from a running event loop: await the coroutine instead")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
 

@@ -1,0 +1,151 @@
+"""The public surface of treadle and its entry points: run, install, the policy, Runner."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+import treadle
+
+EXPECTED_EXPORTS = {"EventLoop", "EventLoopPolicy", "install", "new_event_loop", "run"}
+
+
+def test_exports_are_exactly_the_public_names() -> None:
+    assert set(treadle.__all__) == EXPECTED_EXPORTS
+    public = {name for name in vars(treadle) if not name.startswith("_")}
+    # Submodules imported by the package are attributes too; everything else must be listed.
+    assert public - set(treadle.__all__) <= {"annotations"}
+    for name in treadle.__all__:
+        assert getattr(treadle, name) is not None
+
+
+def test_run_returns_the_result_on_a_treadle_loop() -> None:
+    async def main() -> str:
+        assert isinstance(asyncio.get_running_loop(), treadle.EventLoop)
+        await asyncio.sleep(0)
+        return "done"
+
+    assert treadle.run(main()) == "done"
+
+
+def test_run_propagates_the_exception() -> None:
+    async def main() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        treadle.run(main())
+
+
+def test_run_rejects_a_non_coroutine() -> None:
+    with pytest.raises(TypeError, match="expects a coroutine"):
+        treadle.run(lambda: None)  # type: ignore[arg-type]
+
+
+def test_run_inside_a_running_loop_is_an_error() -> None:
+    async def inner() -> None:
+        pass
+
+    async def main() -> None:
+        coro = inner()
+        try:
+            with pytest.raises(RuntimeError, match="await the coroutine instead"):
+                treadle.run(coro)
+        finally:
+            coro.close()
+
+    treadle.run(main())
+
+
+def test_run_cancels_leftover_tasks_and_closes_the_loop() -> None:
+    seen: list[str] = []
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            seen.append("cancelled")
+
+    async def main() -> None:
+        loops.append(asyncio.get_running_loop())
+        asyncio.get_running_loop().create_task(forever())
+        await asyncio.sleep(0)
+
+    treadle.run(main())
+    assert seen == ["cancelled"]
+    assert loops[0].is_closed()
+
+
+def test_runner_with_loop_factory() -> None:
+    async def main() -> type:
+        return type(asyncio.get_running_loop())
+
+    with asyncio.Runner(loop_factory=treadle.new_event_loop) as runner:
+        assert runner.run(main()) is treadle.EventLoop
+        assert runner.run(main()) is treadle.EventLoop
+
+
+def test_install_sets_the_policy() -> None:
+    old = asyncio.get_event_loop_policy()
+    try:
+        treadle.install()
+        assert isinstance(asyncio.get_event_loop_policy(), treadle.EventLoopPolicy)
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, treadle.EventLoop)
+        finally:
+            loop.close()
+
+        async def main() -> type:
+            return type(asyncio.get_running_loop())
+
+        assert asyncio.run(main()) is treadle.EventLoop
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+def test_event_loop_is_an_abstract_event_loop() -> None:
+    loop = treadle.new_event_loop()
+    try:
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        handle = loop.call_soon(print)
+        assert isinstance(handle, asyncio.Handle)
+        timer = loop.call_later(10, print)
+        assert isinstance(timer, asyncio.TimerHandle)
+        timer.cancel()
+    finally:
+        loop.close()
+
+
+def test_demo_runs_and_reports_both_loops() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "treadle", "demo", "--clients", "20", "--seconds", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[:1] == ["treadle"] and "round" not in line for line in lines), proc.stdout
+    assert any(line.split()[:1] == ["asyncio"] for line in lines), proc.stdout
+    for kind in ("treadle", "asyncio"):
+        row = next(line for line in lines if line.split()[:1] == [kind])
+        rate = float(row.split()[1].replace(",", ""))
+        assert rate > 0
+
+
+def test_command_line_rejects_an_unknown_command() -> None:
+    proc = subprocess.run([sys.executable, "-m", "treadle", "nope"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "unknown command 'nope'" in proc.stderr
+
+
+def test_demo_rejects_bad_options() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "treadle", "demo", "--clients", "0"], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "--clients must be at least 1" in proc.stderr
