@@ -124,9 +124,17 @@ class TimerHandle(Handle, asyncio.TimerHandle):
         loop: Any,
         context: contextvars.Context | None = None,
     ) -> None:
-        Handle.__init__(self, callback, args, loop, context)
-        if self._source_traceback:
-            del self._source_traceback[-1]
+        # Handle.__init__ inlined: timers are created on every timeout and sleep.
+        self._context = context if context is not None else contextvars.copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        if loop._debug:
+            self._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+        else:
+            self._source_traceback = None
         self._when = when
         self._seq = seq
         self._scheduled = False
@@ -171,6 +179,10 @@ class TimerHandle(Handle, asyncio.TimerHandle):
         return self._when
 
     def cancel(self) -> None:
-        if not self._cancelled and self._scheduled:
-            self._loop._timer_handle_cancelled(self)
-        super().cancel()
+        if not self._cancelled:
+            scheduled = self._scheduled
+            # Mark it cancelled first: on_cancel may compact the heap, which
+            # must see this handle as cancelled to drop it.
+            Handle.cancel(self)
+            if scheduled:
+                self._loop._timers.on_cancel(self)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import errno
+import heapq
 import logging
 import signal
 import socket
@@ -175,10 +176,12 @@ class CoreLoop(base_events.BaseEventLoop):
         elif not callable(callback):
             _check_callback(callback, "call_at")
         timers = self._timers
-        timer = TimerHandle(when, timers.next_seq(), callback, args, self, context)
+        timers._seq += 1
+        timer = TimerHandle(when, timers._seq, callback, args, self, context)
         if timer._source_traceback:
             del timer._source_traceback[-1]
-        timers.push(timer)
+        timer._scheduled = True
+        heapq.heappush(timers._heap, (when, timers._seq, timer))
         return timer
 
     def call_soon_threadsafe(
@@ -363,19 +366,28 @@ class CoreLoop(base_events.BaseEventLoop):
 
     def _read_from_self(self) -> None:
         assert self._ssock is not None
-        self._wakeup_pending = False
-        while True:
-            try:
-                data = self._ssock.recv(4096)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                return
-            if not data:
-                return
-            for sig in data:
-                if sig:
-                    self._handle_signal(sig)
+        try:
+            while True:
+                try:
+                    data = self._ssock.recv(4096)
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    return
+                if not data:
+                    return
+                for sig in data:
+                    if sig:
+                        self._handle_signal(sig)
+        finally:
+            # Discussion: clear the flag only after draining.  Cleared before,
+            # a byte written by a thread after the clear could be drained here,
+            # leaving the flag set with an empty pipe: every later
+            # call_soon_threadsafe would skip its write and the loop would
+            # sleep with callbacks ready.  Cleared after, a thread that saw the
+            # flag set had already queued its callback, which the next
+            # iteration runs because the ready queue is not empty.
+            self._wakeup_pending = False
 
     def _process_events(self, event_list: Any) -> None:  # BaseEventLoop hook, unused
         pass

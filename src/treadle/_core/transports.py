@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import socket
+import sys
 import warnings
 from asyncio import base_events, constants, futures, protocols, transports, trsock
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ __all__ = ["BaseSocketTransport", "SocketTransport"]
 logger = logging.getLogger("treadle")
 
 _IOV_MAX = 512
+_SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
 
 
 class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  # type: ignore[misc]
@@ -69,7 +71,8 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
         self._closing = False
         self._paused = False
         if server is not None:
-            server._attach()
+            # Python 3.13 tracks the server's transports (close_clients()).
+            server._attach(self) if _SERVER_TRACKS_TRANSPORTS else server._attach()
         loop._transports[self._sock_fd] = self
 
     def __repr__(self) -> str:
@@ -176,7 +179,7 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
             self._loop = None
             server = self._server
             if server is not None:
-                server._detach()
+                server._detach(self) if _SERVER_TRACKS_TRANSPORTS else server._detach()
                 self._server = None
 
 
