@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest clean test-versions
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,4 +32,15 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The suite on every CPython 3.11+ this machine has (pyenv's or on PATH), each in
+# its own virtual environment .venv-X.Y.  Not part of `make test`.
+test-versions:
+	@seen=""; for py in $$(ls -d $$HOME/.pyenv/versions/3.1[1-9]*/bin/python3 2>/dev/null) $$(command -v python3.11 python3.12 python3.13 python3.14 2>/dev/null); do \
+	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  case " $$seen " in *" $$ver "*) continue;; esac; seen="$$seen $$ver"; \
+	  echo "== $$py ($$ver)"; \
+	  [ -x .venv-$$ver/bin/python ] || { $$py -m venv .venv-$$ver && .venv-$$ver/bin/python -m pip install --quiet -e '.[test]'; } || exit 1; \
+	  .venv-$$ver/bin/python -m pytest -q $(PYTEST_ARGS) || exit 1; \
+	done
