@@ -10,14 +10,32 @@ import pytest
 
 import treadle
 
-EXPECTED_EXPORTS = {"EventLoop", "EventLoopPolicy", "install", "new_event_loop", "run"}
+EXPECTED_EXPORTS = {
+    "BlockingInHubError",
+    "EventLoop",
+    "EventLoopPolicy",
+    "GeneratorTask",
+    "Greenlet",
+    "NeverWokenError",
+    "await_",
+    "getcurrent",
+    "install",
+    "joinall",
+    "killall",
+    "new_event_loop",
+    "run",
+    "run_green",
+    "sleep",
+    "spawn",
+    "spawn_later",
+}
 
 
 def test_exports_are_exactly_the_public_names() -> None:
     assert set(treadle.__all__) == EXPECTED_EXPORTS
     public = {name for name in vars(treadle) if not name.startswith("_")}
     # Submodules imported by the package are attributes too; everything else must be listed.
-    assert public - set(treadle.__all__) <= {"annotations"}
+    assert public - set(treadle.__all__) <= {"annotations", "green"}
     for name in treadle.__all__:
         assert getattr(treadle, name) is not None
 
@@ -39,9 +57,15 @@ def test_run_propagates_the_exception() -> None:
         treadle.run(main())
 
 
-def test_run_rejects_a_non_coroutine() -> None:
-    with pytest.raises(TypeError, match="expects a coroutine"):
-        treadle.run(lambda: None)  # type: ignore[arg-type]
+def test_run_rejects_what_it_cannot_run() -> None:
+    with pytest.raises(TypeError, match="expects a coroutine, a generator or a function"):
+        treadle.run(42)  # type: ignore[call-overload]
+
+    async def coro_fn() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="call it"):
+        treadle.run(coro_fn)
 
 
 def test_run_inside_a_running_loop_is_an_error() -> None:

@@ -8,7 +8,39 @@ from __future__ import annotations
 
 from ._core import EventLoop, EventLoopPolicy, new_event_loop
 from ._runner import install, run
+from .green import (
+    BlockingInHubError,
+    GeneratorTask,
+    Greenlet,
+    NeverWokenError,
+    await_,
+    getcurrent,
+    joinall,
+    killall,
+    run_green,
+    sleep,
+    spawn,
+    spawn_later,
+)
 
-__all__ = ["EventLoop", "EventLoopPolicy", "install", "new_event_loop", "run"]
+__all__ = [
+    "BlockingInHubError",
+    "EventLoop",
+    "EventLoopPolicy",
+    "GeneratorTask",
+    "Greenlet",
+    "NeverWokenError",
+    "await_",
+    "getcurrent",
+    "install",
+    "joinall",
+    "killall",
+    "new_event_loop",
+    "run",
+    "run_green",
+    "sleep",
+    "spawn",
+    "spawn_later",
+]
 
 __version__ = "0.1.0"

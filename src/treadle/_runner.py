@@ -9,30 +9,64 @@ Never: holds state between runs; each ``run`` makes and closes its own loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import inspect
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar, overload
 
 from ._core import EventLoopPolicy, new_event_loop
+from .green import Greenlet, await_, drive
+from .green.hub import in_hub
 
 __all__ = ["install", "run"]
 
 T = TypeVar("T")
 
 
-def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
-    """Run coroutine ``main`` on a new treadle loop and return its result.
+@overload
+def run(main: Coroutine[Any, Any, T], /, *, debug: bool | None = None) -> T: ...
+@overload
+def run(main: Generator[Any, Any, T], /, *, debug: bool | None = None) -> T: ...
+@overload
+def run(main: Callable[..., T], /, *args: Any, debug: bool | None = None) -> T: ...
+def run(main: Any, /, *args: Any, debug: bool | None = None) -> Any:
+    """Run ``main`` on a new treadle loop until it is done and return its result.
 
-    Like ``asyncio.run``: the loop is created, runs ``main`` until it is done,
+    ``main`` may be a coroutine (as with ``asyncio.run``), a generator or a
+    generator function (run as a generator task), or a plain function, which runs
+    as the main green task with ``*args``.  The loop is created, runs ``main``,
     cancels the tasks left, shuts down async generators and the default
-    executor, and is closed.  Raises ``RuntimeError`` if called from a running
-    event loop, ``TypeError`` if ``main`` is not a coroutine.
+    executor, and is closed.  Called from green code while the hub runs, it
+    waits for ``main`` on the running loop instead.  Raises ``RuntimeError``
+    if called from async code on a running loop, ``TypeError`` if ``main`` is
+    none of these.
     """
-    if not asyncio.iscoroutine(main):
-        raise TypeError(f"treadle.run() expects a coroutine, got {type(main).__name__}")
+    if asyncio.iscoroutine(main) or inspect.isgenerator(main):
+        if args:
+            raise TypeError("treadle.run(coroutine) takes no further arguments")
+        coro = main if asyncio.iscoroutine(main) else drive(main)
+    elif inspect.isgeneratorfunction(main):
+        coro = drive(main(*args))
+    elif inspect.iscoroutinefunction(main):
+        raise TypeError(f"treadle.run() got the coroutine function {main.__qualname__!r}: call it, treadle.run(main())")
+    elif callable(main):
+        coro = _run_green_main(main, args)
+    else:
+        raise TypeError(f"treadle.run() expects a coroutine, a generator or a function, got {type(main).__name__}")
     if asyncio._get_running_loop() is not None:
+        if not in_hub():
+            # A green task (or a gevent-style script's main greenlet): wait for
+            # it on the running hub, as any blocking call would.
+            return await_(coro)
+        coro.close()
         raise RuntimeError("treadle.run() cannot be called from a running event loop: await the coroutine instead")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+        return runner.run(coro)
+
+
+async def _run_green_main(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    task = Greenlet(fn, *args)
+    task.name = "main"
+    return await task.start()
 
 
 def install() -> None:

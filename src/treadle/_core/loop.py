@@ -34,6 +34,7 @@ back into the hooks defined here and in the mixins.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextvars
 import errno
@@ -47,7 +48,7 @@ import time
 import weakref
 from asyncio import base_events, coroutines, events
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 from .handles import Handle, TimerHandle
 from .poller import Poller, fileobj_to_fd
@@ -58,6 +59,7 @@ __all__ = ["CoreLoop"]
 logger = logging.getLogger("treadle")
 
 _Ts = TypeVarTuple("_Ts")
+_T = TypeVar("_T")
 
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
 _monotonic = time.monotonic
@@ -85,6 +87,7 @@ class CoreLoop(base_events.BaseEventLoop):
     _thread_id: int | None
     _clock_resolution: float
     _current_handle: Any
+    _default_executor: Any
     if TYPE_CHECKING:
 
         def _check_closed(self) -> None: ...
@@ -108,6 +111,10 @@ class CoreLoop(base_events.BaseEventLoop):
         self._ssock: socket.socket | None = None
         self._csock: socket.socket | None = None
         self._wakeup_pending = False
+        # Called when the loop would sleep forever with nothing that could wake
+        # it (see _cannot_be_woken); the green hub uses it to report a stall.
+        self._stall_hook: Callable[[], None] | None = None
+        self._executor_jobs = 0  # run_in_executor calls in flight
         self._make_self_pipe()
 
     # -- the clock and scheduling ------------------------------------------------
@@ -235,6 +242,10 @@ class CoreLoop(base_events.BaseEventLoop):
             return 0
         deadline = self._timers.next_deadline()
         if deadline is None:
+            if self._stall_hook is not None and self._cannot_be_woken():
+                self._stall_hook()
+                if self._ready:
+                    return 0
             return -1
         timeout = deadline - _monotonic()
         if timeout <= 0:
@@ -271,6 +282,29 @@ class CoreLoop(base_events.BaseEventLoop):
                     logger.warning("Executing %s took %.3f seconds", described, dt)
             finally:
                 self._current_handle = None
+
+    def _cannot_be_woken(self) -> bool:
+        """True if no descriptor, signal, executor job or other thread can wake the loop.
+
+        Conservative: any live thread other than this one and the idle workers
+        of the default executor counts as a possible waker.
+        """
+        if len(self._poller) > 1 or self._signal_handlers or self._executor_jobs:
+            return False
+        others = threading.active_count() - 1
+        executor = self._default_executor
+        if executor is not None:
+            others -= len(getattr(executor, "_threads", ()))
+        return others <= 0
+
+    def run_in_executor(self, executor: Any, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
+        fut = super().run_in_executor(executor, func, *args)
+        self._executor_jobs += 1
+        fut.add_done_callback(self._executor_job_done)
+        return fut
+
+    def _executor_job_done(self, fut: Any) -> None:
+        self._executor_jobs -= 1
 
     def close(self) -> None:
         if self.is_running():

@@ -1,0 +1,78 @@
+"""The bridges between green and async code, and ``sleep`` in both styles.
+
+Owns: :func:`sleep` (blocks a green task, is awaitable in async code),
+:func:`await_` (green code waits for any awaitable) and :func:`run_green`
+(async code runs a blocking-style function in a green task and awaits it).
+
+Never: blocks the hub: a blocking call from async code either returns an
+awaitable (``sleep``) or raises ``BlockingInHubError`` naming the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .hub import BlockingInHubError, Waiter, get_hub, in_hub
+from .task import Greenlet, check_timeout
+
+__all__ = ["await_", "run_green", "sleep"]
+
+T = TypeVar("T")
+
+
+def sleep(seconds: float = 0, result: Any = None) -> Any:
+    """Wait ``seconds``; ``sleep(0)`` lets every other ready task run once.
+
+    In green code this blocks the current green task (a switch point) and
+    returns ``result``.  In async code it returns an awaitable: write
+    ``await treadle.sleep(seconds)``.
+    """
+    seconds = check_timeout(seconds, "seconds") or 0.0
+    if in_hub():
+        return asyncio.sleep(seconds, result)
+    loop = get_hub().loop
+    waiter = Waiter()
+    handle = loop.call_soon(waiter.switch) if seconds <= 0 else loop.call_later(seconds, waiter.switch)
+    try:
+        waiter.wait(f"sleep({seconds:g})")
+    finally:
+        handle.cancel()
+    return result
+
+
+def await_(aw: Awaitable[T]) -> T:
+    """From green code, wait for awaitable ``aw`` (a coroutine, task, future, green task) and return its result.
+
+    A switch point.  If the waiting green task is cancelled, ``aw`` is cancelled
+    too, as ``await`` does.  From async code, raises ``BlockingInHubError``:
+    there, write ``await aw``.
+    """
+    if in_hub():
+        if asyncio.iscoroutine(aw):
+            aw.close()
+        raise BlockingInHubError("treadle.await_() was called from async code: write `await aw` there instead")
+    loop = get_hub().loop
+    fut = asyncio.ensure_future(aw, loop=loop)
+    if not fut.done():
+        waiter = Waiter()
+        fut.add_done_callback(waiter.switch)
+        try:
+            waiter.wait(f"await {fut!r}")
+        except BaseException:
+            if not fut.done():
+                fut.cancel()
+            raise
+        finally:
+            fut.remove_done_callback(waiter.switch)
+    return fut.result()  # type: ignore[no-any-return]
+
+
+async def run_green(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """From async code, run blocking-style ``fn(*args, **kwargs)`` in a new green task and return its result.
+
+    Cancelling the awaiting task cancels the green task.
+    """
+    task = Greenlet(fn, *args, **kwargs).start()
+    return await task  # type: ignore[no-any-return]

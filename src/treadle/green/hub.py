@@ -1,0 +1,236 @@
+"""The hub: the greenlet that runs the loop, and the one way green code waits.
+
+Design:
+
+- The hub of a thread is whichever greenlet runs its treadle loop's
+  ``run_forever``.  In an async program that is the greenlet that called
+  ``run``/``run_until_complete`` (usually the main one).  In a gevent-style
+  script whose main greenlet blocks while no loop runs, a hub greenlet is made
+  here and runs the loop; the main greenlet then waits like any green task.
+- Green code waits in exactly one place, :func:`switch_to_hub`.  The caller first
+  arranges its wake-up (a loop callback that calls ``glet.switch(value)`` or
+  ``glet.throw(exc)``), then switches to the hub; what the waker sends comes back
+  from that call.  Cancellation, the stall report and tracing hook in here.
+- Code running *in* the hub (an async task, a loop callback) must never wait this
+  way: it would stop the loop.  There :func:`switch_to_hub` raises
+  :class:`BlockingInHubError` with the fix in its message.
+
+Owns: the per-thread :class:`Hub`, :func:`get_hub`, :func:`switch_to_hub`,
+:func:`in_hub`, and the stall report that turns "nothing can ever wake the program"
+into :class:`NeverWokenError` listing every waiter and what it waits on.
+
+Never: runs loop callbacks itself or touches the loop's queues; it asks the loop.
+
+Discussion: when a loop was started by ordinary code (``run_until_complete``)
+the hub learns which greenlet runs it from the first green operation made there
+(an async task calling ``spawn``), and confirms it whenever a green task starts,
+which by construction happens in a callback, in the loop's greenlet.
+
+Discussion: a greenlet may be woken by two callbacks in one iteration (its
+timeout and its event, say).  Every wait therefore goes through a
+:class:`Waiter`, which is disarmed when the wait ends, however it ends; a
+late waker finds it disarmed and does nothing, so no greenlet is ever resumed
+at a switch point that is not waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from greenlet import getcurrent, greenlet
+
+from .._core import EventLoop, new_event_loop
+
+__all__ = ["BlockingInHubError", "Hub", "NeverWokenError", "Waiter", "get_hub", "in_hub", "switch_to_hub"]
+
+_FIX = (
+    "would stop the event loop: in async code await the async form (for example `await treadle.sleep(...)`, "
+    "`await task`), or run blocking code in a green task (`treadle.spawn(fn, ...)`, "
+    "`await treadle.run_green(fn, ...)`)"
+)
+
+
+class BlockingInHubError(RuntimeError):
+    """A blocking (green) call was made from the hub: an async task or a loop callback."""
+
+
+class NeverWokenError(RuntimeError):
+    """The program waits and nothing left can ever wake it."""
+
+
+class _LoopStopped:
+    """Sent to a waiter when the hub greenlet's loop stops under it."""
+
+
+def _root(glet: greenlet) -> greenlet:
+    while glet.parent is not None:
+        glet = glet.parent
+    return glet
+
+
+class Hub:
+    """A thread's treadle loop and the greenlet that runs it."""
+
+    __slots__ = ("loop", "glet", "waiters")
+
+    def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
+        self.loop = loop
+        self.glet = glet  # the greenlet that runs loop.run_forever(), if known
+        self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
+        loop._stall_hook = self._on_stall
+
+    def _run(self) -> Any:
+        self.loop.run_forever()
+        return _LoopStopped
+
+    def start_hub_greenlet(self) -> greenlet:
+        """A greenlet that will run the loop; its parent is the thread's main greenlet."""
+        glet = greenlet(self._run, parent=_root(getcurrent()))
+        self.glet = glet
+        return glet
+
+    def _on_stall(self) -> None:
+        """The loop would sleep forever: wake a waiter with :class:`NeverWokenError`."""
+        if not self.waiters:
+            return
+        lines = [f"  {describe(g)} waits on {what}" for g, what in self.waiters.items()]
+        message = (
+            "the program waits and nothing can ever wake it (no ready callback, timer, I/O, thread or "
+            "signal is left); waiting:\n" + "\n".join(lines)
+        )
+        # The main greenlet first: its caller is the one who can handle it.
+        target = next((g for g in self.waiters if g.parent is None), next(iter(self.waiters)))
+        self.loop.call_soon(throw_into, target, NeverWokenError(message))
+
+
+def describe(glet: greenlet) -> str:
+    name = getattr(glet, "name", None)
+    if isinstance(name, str):
+        return f"green task {name!r}"
+    if glet.parent is None:
+        return "the main greenlet"
+    return f"greenlet {glet!r}"
+
+
+def throw_into(glet: greenlet, exc: BaseException) -> None:
+    """Loop callback: raise ``exc`` in ``glet`` at its switch point (if it still lives)."""
+    if not glet.dead:
+        glet.throw(exc)
+
+
+def switch_into(glet: greenlet, value: Any = None) -> None:
+    """Loop callback: resume ``glet`` with ``value`` (if it still lives)."""
+    if not glet.dead:
+        glet.switch(value)
+
+
+_local = threading.local()
+
+
+def get_hub() -> Hub:
+    """The hub of this thread: that of the running treadle loop, or a new one.
+
+    Raises ``RuntimeError`` if the running loop is not treadle's: green tasks
+    need treadle's loop (use ``treadle.run`` or ``treadle.install()``).
+    """
+    running = asyncio._get_running_loop()
+    hub: Hub | None = getattr(_local, "hub", None)
+    if running is not None:
+        if hub is not None and hub.loop is running:
+            return hub
+        if not isinstance(running, EventLoop):
+            raise RuntimeError(
+                f"green tasks need a treadle loop, but the running loop is {type(running).__name__}: "
+                "run the program with treadle.run(), or call treadle.install() before asyncio.run()"
+            )
+        current = getcurrent()
+        # Called from the loop's own greenlet (an async task), or from a green
+        # task of it, whose parent is the loop's greenlet.
+        glet = current.parent if getattr(current, "_treadle_green", False) else current
+        hub = Hub(running, glet)
+        _local.hub = hub
+        return hub
+    if hub is None or hub.loop.is_closed():
+        hub = Hub(new_event_loop(), None)
+        _local.hub = hub
+    return hub
+
+
+def in_hub() -> bool:
+    """True when the current greenlet is the one running the loop (async code, callbacks)."""
+    hub: Hub | None = getattr(_local, "hub", None)
+    if hub is None or not hub.loop.is_running():
+        return asyncio._get_running_loop() is not None and not getattr(getcurrent(), "_treadle_green", False)
+    return getcurrent() is hub.glet
+
+
+def switch_to_hub(what: str) -> Any:
+    """Suspend the current greenlet until a waker resumes it; return what the waker sends.
+
+    The caller must already have arranged its wake-up.  ``what`` says what it
+    waits on (shown if the program stalls).  Raises :class:`BlockingInHubError`
+    when called from the hub itself; raises whatever the waker throws in
+    (``asyncio.CancelledError``, ``TimeoutError``, :class:`NeverWokenError`...).
+    """
+    current = getcurrent()
+    if getattr(current, "_cancel_requested", False):
+        # cancel() was called on this green task while it ran: deliver it here,
+        # at its next switch point, as asyncio does for a task at its next await.
+        current._cancel_requested = False  # type: ignore[attr-defined]
+        raise asyncio.CancelledError(current._cancel_message)  # type: ignore[attr-defined]
+    hub = get_hub()
+    if hub.loop.is_running():
+        target = hub.glet
+        if target is None or current is target:
+            raise BlockingInHubError(f"blocking call ({what}) from the hub {_FIX}")
+    else:
+        if hub.loop.is_closed():
+            raise RuntimeError(f"cannot wait on {what}: the hub's event loop is closed")
+        # Nothing runs the loop (a plain script's main greenlet, or a raw
+        # greenlet): run it in a hub greenlet, as gevent does.
+        target = hub.start_hub_greenlet()
+        asyncio.set_event_loop(hub.loop)
+    hub.waiters[current] = what
+    try:
+        value = target.switch()
+    finally:
+        hub.waiters.pop(current, None)
+    if value is _LoopStopped:
+        raise RuntimeError(f"the event loop stopped while waiting on {what}")
+    return value
+
+
+class Waiter:
+    """One wait of one greenlet: wakers call ``switch``/``throw``; only the first counts.
+
+    Create it in the greenlet that will wait, hand its ``switch``/``throw`` to
+    the wakers (they run as loop callbacks), then call :meth:`wait`.
+    """
+
+    __slots__ = ("glet", "armed")
+
+    def __init__(self) -> None:
+        self.glet = getcurrent()
+        self.armed = True
+
+    def switch(self, value: Any = None) -> None:
+        if self.armed:
+            self.armed = False
+            self.glet.switch(value)
+
+    def switch_args(self, *args: Any) -> None:
+        """A waker for callbacks that pass arguments (future done-callbacks, say)."""
+        self.switch(args)
+
+    def throw(self, exc: BaseException) -> None:
+        if self.armed:
+            self.armed = False
+            self.glet.throw(exc)
+
+    def wait(self, what: str) -> Any:
+        try:
+            return switch_to_hub(what)
+        finally:
+            self.armed = False
