@@ -1,0 +1,358 @@
+"""The green socket: ``socket.socket`` with the standard interface, that waits by switching.
+
+Owns: :class:`socket`, a subclass of the standard library's ``socket.socket``
+whose descriptor is always non-blocking underneath, while the timeout the user
+sets (``settimeout``, ``setblocking``, ``socket.getdefaulttimeout()``) is kept
+here and honoured by waiting on the hub: an operation that would block
+registers the descriptor with the loop and switches to the hub until it is
+ready, or raises ``TimeoutError`` ("timed out") when the timeout passes.
+
+Never: blocks the loop's thread in a system call (a socket with timeout 0 raises
+``BlockingIOError`` as the standard one does; one with a timeout waits on the
+hub); never lets two green tasks wait on the same direction of one socket (the
+second gets a ``RuntimeError``, as one of them would otherwise never be woken);
+never leaves a waiter behind: closing a socket wakes every task waiting on it
+with ``OSError(EBADF)``.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+import socket as _stdsocket
+from time import monotonic as _monotonic
+from typing import Any
+
+from ..green.hub import Waiter, get_hub
+from . import dns
+
+__all__ = ["socket", "create_connection", "socketpair", "fromfd", "wait_readable", "wait_writable"]
+
+_timeout_error = _stdsocket.timeout  # TimeoutError on 3.10+; "timed out" as the standard socket
+_base = _socket.socket  # the C type: its methods are the raw system calls
+_BLOCKING = (BlockingIOError, InterruptedError)
+
+
+def _closed_error() -> OSError:
+    return OSError(errno.EBADF, "Bad file descriptor: the socket was closed while a task waited on it")
+
+
+class _Waits:
+    """The waiters of one socket, one per direction."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self) -> None:
+        self.read: Waiter | None = None
+        self.write: Waiter | None = None
+
+
+def _wait(sock: socket, write: bool, timeout: float | None) -> None:
+    """Switch to the hub until ``sock`` is readable (writable), or raise TimeoutError after ``timeout``."""
+    fd = _base.fileno(sock)
+    if fd < 0:
+        raise _closed_error()
+    waits = sock._waits
+    if (waits.write if write else waits.read) is not None:
+        raise RuntimeError(
+            f"another green task is already waiting to {'write to' if write else 'read from'} {sock!r}: "
+            "one socket direction serves one task at a time"
+        )
+    loop = get_hub().loop
+    waiter = Waiter()
+    if write:
+        loop._add_writer(fd, waiter.switch)
+        waits.write = waiter
+    else:
+        loop._add_reader(fd, waiter.switch)
+        waits.read = waiter
+    timer = loop.call_later(timeout, waiter.throw, _timeout_error("timed out")) if timeout is not None else None
+    try:
+        waiter.wait(f"{'writable' if write else 'readable'} fd {fd}")
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if write:
+            waits.write = None
+        else:
+            waits.read = None
+        if not loop.is_closed():
+            reader, writer = loop._poller.get(fd)
+            handle = writer if write else reader
+            if handle is not None and handle._callback == waiter.switch:
+                if write:
+                    loop._remove_writer(fd)
+                else:
+                    loop._remove_reader(fd)
+
+
+def wait_readable(fileno: Any, timeout: float | None = None) -> None:
+    """Block the current green task until ``fileno`` is readable (TimeoutError after ``timeout``)."""
+    _wait_fd(fileno, False, timeout)
+
+
+def wait_writable(fileno: Any, timeout: float | None = None) -> None:
+    """Block the current green task until ``fileno`` is writable (TimeoutError after ``timeout``)."""
+    _wait_fd(fileno, True, timeout)
+
+
+def _wait_fd(fileno: Any, write: bool, timeout: float | None) -> None:
+    fd = fileno if isinstance(fileno, int) else fileno.fileno()
+    loop = get_hub().loop
+    waiter = Waiter()
+    (loop._add_writer if write else loop._add_reader)(fd, waiter.switch)
+    timer = loop.call_later(timeout, waiter.throw, _timeout_error("timed out")) if timeout is not None else None
+    try:
+        waiter.wait(f"{'writable' if write else 'readable'} fd {fd}")
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if not loop.is_closed():
+            (loop._remove_writer if write else loop._remove_reader)(fd)
+
+
+class socket(_stdsocket.socket):
+    """A cooperative ``socket.socket``: blocking calls switch to other green tasks."""
+
+    __slots__ = ("_timeout", "_waits")
+
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
+        _stdsocket.socket.__init__(self, family, type, proto, fileno)
+        self._waits = _Waits()
+        # The standard socket's own initial timeout (the default timeout), kept
+        # here; the descriptor itself is always non-blocking.
+        self._timeout: float | None = _base.gettimeout(self)
+        _base.settimeout(self, 0.0)
+
+    # -- timeouts --------------------------------------------------------------
+
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Timeout value must be int, float or None, got {type(value).__name__}")
+            if value != value or value < 0:
+                raise ValueError("Timeout value out of range")
+            value = float(value)
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:  # type: ignore[override]
+        return self._timeout
+
+    # -- closing ---------------------------------------------------------------
+
+    def _wake_waiters(self) -> None:
+        waits = self._waits
+        fd = _base.fileno(self)
+        for waiter, write in ((waits.read, False), (waits.write, True)):
+            if waiter is not None:
+                loop = get_hub().loop
+                if not loop.is_closed() and fd >= 0:
+                    (loop._remove_writer if write else loop._remove_reader)(fd)
+                    loop.call_soon(waiter.throw, _closed_error())
+        waits.read = waits.write = None
+
+    def _real_close(self, _ss: Any = _base) -> None:
+        # Called by close() once no makefile() object uses the socket.
+        if self._waits.read is not None or self._waits.write is not None:
+            self._wake_waiters()
+        _ss.close(self)
+
+    def detach(self) -> int:
+        if self._waits.read is not None or self._waits.write is not None:
+            self._wake_waiters()
+        return _stdsocket.socket.detach(self)
+
+    # -- waiting helpers -----------------------------------------------------------
+
+    def _io(self, write: bool, op: Any, *args: Any) -> Any:
+        """Call ``op(*args)``; while it would block and the timeout allows, wait and retry."""
+        timeout = self._timeout
+        if timeout == 0.0:
+            return op(*args)
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            try:
+                return op(*args)
+            except _BLOCKING:
+                pass
+            if deadline is None:
+                _wait(self, write, None)
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise _timeout_error("timed out") from None
+                _wait(self, write, remaining)
+
+    # -- reading ---------------------------------------------------------------
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return self._io(False, _base.recv, self, bufsize, flags)  # type: ignore[no-any-return]
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return self._io(False, _base.recv_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        return self._io(False, _base.recvfrom, self, bufsize, flags)  # type: ignore[no-any-return]
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        return self._io(False, _base.recvfrom_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
+        return self._io(False, _base.recvmsg, self, bufsize, ancbufsize, flags)
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
+        return self._io(False, _base.recvmsg_into, self, buffers, ancbufsize, flags)
+
+    # -- writing ---------------------------------------------------------------
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        return self._io(True, _base.send, self, data, flags)  # type: ignore[no-any-return]
+
+    def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
+        if address is None:
+            return self._io(True, _base.sendto, self, data, flags_or_address)  # type: ignore[no-any-return]
+        return self._io(True, _base.sendto, self, data, flags_or_address, address)  # type: ignore[no-any-return]
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+        if address is None:
+            return self._io(True, _base.sendmsg, self, buffers, ancdata, flags)  # type: ignore[no-any-return]
+        return self._io(True, _base.sendmsg, self, buffers, ancdata, flags, address)  # type: ignore[no-any-return]
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``; on a timeout, as the standard socket, how much went out is unknown."""
+        timeout = self._timeout
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        if timeout == 0.0:
+            while sent < total:
+                sent += _base.send(self, view[sent:], flags)
+            return
+        deadline = None if timeout is None else _monotonic() + timeout
+        while sent < total:
+            try:
+                sent += _base.send(self, view[sent:], flags)
+                continue
+            except _BLOCKING:
+                pass
+            if deadline is None:
+                _wait(self, True, None)
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise _timeout_error("timed out")
+                _wait(self, True, remaining)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        # The standard implementation waits with selectors on a blocking
+        # socket; the portable fallback goes through our send(), which waits
+        # cooperatively.
+        return self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined,no-any-return]
+
+    # -- connecting and accepting --------------------------------------------------
+
+    def _resolve(self, address: Any) -> Any:
+        if self.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6) and isinstance(address, tuple):
+            host = address[0]
+            if not dns._is_numeric_host(host):
+                info = dns.getaddrinfo(host, address[1], self.family, self.type, self.proto)
+                return info[0][4]
+        return address
+
+    def connect(self, address: Any) -> None:
+        address = self._resolve(address)
+        if self._timeout == 0.0:
+            return _base.connect(self, address)
+        err = _base.connect_ex(self, address)
+        if err == 0 or err == errno.EISCONN:
+            return None
+        if err not in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR):
+            raise OSError(err, os.strerror(err))
+        _wait(self, True, self._timeout)
+        err = self.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+        return None
+
+    def connect_ex(self, address: Any) -> int:
+        try:
+            self.connect(address)
+        except _timeout_error:
+            return errno.EAGAIN
+        except OSError as exc:
+            if exc.errno:
+                return exc.errno
+            raise
+        return 0
+
+    def accept(self) -> tuple[socket, Any]:
+        fd, addr = self._io(False, _base._accept, self)  # type: ignore[attr-defined]
+        sock = type(self)(self.family, self.type, self.proto, fileno=fd)
+        # As the standard socket: blocking if no default timeout is set and this
+        # one has a timeout; otherwise the default timeout (set at creation).
+        if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
+            sock.setblocking(True)
+        return sock, addr
+
+    def dup(self) -> socket:
+        fd = os.dup(self.fileno())
+        sock = type(self)(self.family, self.type, self.proto, fileno=fd)
+        sock.settimeout(self.gettimeout())
+        return sock
+
+
+def create_connection(
+    address: tuple[str, int],
+    timeout: Any = _stdsocket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    source_address: Any = None,
+    *,
+    all_errors: bool = False,
+) -> socket:
+    """``socket.create_connection`` with a green socket and cooperative resolution."""
+    host, port = address
+    exceptions: list[OSError] = []
+    for family, type_, proto, _canon, sa in dns.getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = socket(family, type_, proto)
+            if timeout is not _stdsocket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sa)
+            exceptions.clear()
+            return sock
+        except OSError as exc:
+            exceptions.append(exc)
+            if sock is not None:
+                sock.close()
+    if exceptions:
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", exceptions)
+        raise exceptions[0]
+    raise OSError("getaddrinfo returns an empty list")
+
+
+def socketpair(
+    family: int = _stdsocket.AF_UNIX, type: int = _stdsocket.SOCK_STREAM, proto: int = 0
+) -> tuple[socket, socket]:
+    a, b = _stdsocket.socketpair(family, type, proto)
+    return (
+        socket(a.family, a.type, a.proto, a.detach()),
+        socket(b.family, b.type, b.proto, b.detach()),
+    )
+
+
+def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
+    return socket(family, type, proto, os.dup(fd))

@@ -1,0 +1,54 @@
+"""``treadle.socket``: the standard ``socket`` module, with cooperative parts.
+
+Every name of the standard library's ``socket`` module is here; the ones that
+would block are replaced by green versions: the ``socket`` class,
+``create_connection``, ``create_server``, ``socketpair``, ``fromfd`` and the
+resolver functions (``getaddrinfo``, ``gethostbyname``...), which wait on the
+hub instead of blocking the thread.  This is the module the monkey patcher
+installs in place of ``socket``.
+
+Owns: that namespace.  Never: holds logic of its own (see ``net.greensocket``
+and ``net.dns``).
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+from typing import Any
+
+from .net import dns as _dns
+from .net import greensocket as _green
+
+# The standard namespace first (constants, exceptions, helpers), then the
+# cooperative replacements over it.
+globals().update({k: v for k, v in vars(_stdsocket).items() if not k.startswith("__")})
+
+socket = SocketType = _green.socket
+create_connection = _green.create_connection
+socketpair = _green.socketpair
+fromfd = _green.fromfd
+getaddrinfo = _dns.getaddrinfo
+gethostbyname = _dns.gethostbyname
+gethostbyname_ex = _dns.gethostbyname_ex
+gethostbyaddr = _dns.gethostbyaddr
+getnameinfo = _dns.getnameinfo
+wait_readable = _green.wait_readable
+wait_writable = _green.wait_writable
+
+
+def create_server(
+    address: Any,
+    *,
+    family: int = _stdsocket.AF_INET,
+    backlog: int | None = None,
+    reuse_port: bool = False,
+    dualstack_ipv6: bool = False,
+) -> _green.socket:
+    """``socket.create_server`` returning a green listening socket."""
+    sock = _stdsocket.create_server(
+        address, family=family, backlog=backlog, reuse_port=reuse_port, dualstack_ipv6=dualstack_ipv6
+    )
+    return _green.socket(sock.family, sock.type, sock.proto, sock.detach())
+
+
+__all__ = list(getattr(_stdsocket, "__all__", [])) + ["wait_readable", "wait_writable"]
