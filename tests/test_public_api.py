@@ -17,6 +17,7 @@ EXPECTED_EXPORTS = {
     "GeneratorTask",
     "Greenlet",
     "NeverWokenError",
+    "StreamServer",
     "await_",
     "getcurrent",
     "install",
@@ -35,7 +36,7 @@ def test_exports_are_exactly_the_public_names() -> None:
     assert set(treadle.__all__) == EXPECTED_EXPORTS
     public = {name for name in vars(treadle) if not name.startswith("_")}
     # Submodules imported by the package are attributes too; everything else must be listed.
-    assert public - set(treadle.__all__) <= {"annotations", "green"}
+    assert public - set(treadle.__all__) <= {"annotations", "green", "net"}
     for name in treadle.__all__:
         assert getattr(treadle, name) is not None
 

@@ -22,6 +22,7 @@ from .green import (
     spawn,
     spawn_later,
 )
+from .net.server import StreamServer
 
 __all__ = [
     "BlockingInHubError",
@@ -30,6 +31,7 @@ __all__ = [
     "GeneratorTask",
     "Greenlet",
     "NeverWokenError",
+    "StreamServer",
     "await_",
     "getcurrent",
     "install",

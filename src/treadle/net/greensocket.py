@@ -115,7 +115,8 @@ def _wait_fd(fileno: Any, write: bool, timeout: float | None) -> None:
 class socket(_stdsocket.socket):
     """A cooperative ``socket.socket``: blocking calls switch to other green tasks."""
 
-    __slots__ = ("_timeout", "_waits")
+    # No __slots__: the TLS socket (net.greenssl) combines this class with
+    # ssl.SSLSocket, which has an instance dict.
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         _stdsocket.socket.__init__(self, family, type, proto, fileno)
@@ -298,7 +299,8 @@ class socket(_stdsocket.socket):
 
     def accept(self) -> tuple[socket, Any]:
         fd, addr = self._io(False, _base._accept, self)  # type: ignore[attr-defined]
-        sock = type(self)(self.family, self.type, self.proto, fileno=fd)
+        # A plain green socket, whatever this one is (a TLS socket wraps it).
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
         # As the standard socket: blocking if no default timeout is set and this
         # one has a timeout; otherwise the default timeout (set at creation).
         if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
