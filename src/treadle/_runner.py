@@ -15,7 +15,7 @@ from typing import Any, TypeVar, overload
 
 from ._core import EventLoopPolicy, new_event_loop
 from .green import Greenlet, await_, drive
-from .green.hub import in_hub
+from .green.hub import cancel_green_tasks, in_hub
 
 __all__ = ["install", "run"]
 
@@ -40,10 +40,11 @@ def run(main: Any, /, *args: Any, debug: bool | None = None) -> Any:
     if called from async code on a running loop, ``TypeError`` if ``main`` is
     none of these.
     """
-    if asyncio.iscoroutine(main) or inspect.isgenerator(main):
+    if inspect.isgenerator(main) or asyncio.iscoroutine(main):
         if args:
             raise TypeError("treadle.run(coroutine) takes no further arguments")
-        coro = main if asyncio.iscoroutine(main) else drive(main)
+        # A generator first: asyncio on 3.11 takes one for a legacy coroutine.
+        coro = drive(main) if inspect.isgenerator(main) else main
     elif inspect.isgeneratorfunction(main):
         coro = drive(main(*args))
     elif inspect.iscoroutinefunction(main):
@@ -60,7 +61,19 @@ def run(main: Any, /, *args: Any, debug: bool | None = None) -> Any:
         coro.close()
         raise RuntimeError("treadle.run() cannot be called from a running event loop: await the coroutine instead")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(coro)
+        return runner.run(_then_cancel_green_tasks(coro))
+
+
+async def _then_cancel_green_tasks(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``; then cancel the green tasks still alive and wait for them.
+
+    asyncio.Runner cancels the asyncio tasks left when the main one returns;
+    this does the same for green tasks, so that their ``finally`` blocks run.
+    """
+    try:
+        return await coro
+    finally:
+        await cancel_green_tasks()
 
 
 async def _run_green_main(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

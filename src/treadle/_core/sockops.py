@@ -162,6 +162,8 @@ class SockOpsMixin:
             return conn, address
 
     async def _sock_sendfile_native(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
+        # asyncio's sock_sendfile checks the socket in debug mode only.
+        _check_sock(sock)
         try:
             fileno = file.fileno()
         except (AttributeError, io.UnsupportedOperation):

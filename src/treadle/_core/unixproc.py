@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from asyncio import unix_events
 from typing import Any
 
@@ -66,13 +65,9 @@ class UnixProcMixin:
     ) -> Any:
         loop: Any = self
         waiter = loop.create_future()
-        with warnings.catch_warnings():
-            # 3.12+ warns about fork() in a process with threads; the child
-            # execs at once, so that warning does not apply here.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            transp = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
-                self, protocol, args, shell, stdin, stdout, stderr, bufsize, waiter=waiter, extra=extra, **kwargs
-            )
+        transp = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize, waiter=waiter, extra=extra, **kwargs
+        )
         self._watch_child(transp.get_pid(), transp)
         try:
             await waiter
@@ -107,7 +102,12 @@ class UnixProcMixin:
         loop._remove_reader(pidfd)
         del self._child_pidfds[pidfd]
         os.close(pidfd)
-        transp._process_exited(_exit_status(pid))
+        # Reap through the Popen object: Popen.send_signal() (terminate, kill)
+        # polls first and may already have reaped the child; Popen then knows
+        # its status, where a waitpid() of ours would find nothing.
+        proc = getattr(transp, "_proc", None)
+        returncode = proc.wait() if proc is not None and proc.pid == pid else _exit_status(pid)
+        transp._process_exited(returncode)
 
     def _close_child_watch(self) -> None:
         loop: Any = self

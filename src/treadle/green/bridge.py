@@ -11,9 +11,13 @@ awaitable (``sleep``) or raises ``BlockingInHubError`` naming the fix.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from greenlet import getcurrent
+
+from .generators import drive
 from .hub import BlockingInHubError, Waiter, get_hub, in_hub
 from .task import Greenlet, check_timeout
 
@@ -54,12 +58,26 @@ def await_(aw: Awaitable[T]) -> T:
             aw.close()
         raise BlockingInHubError("treadle.await_() was called from async code: write `await aw` there instead")
     loop = get_hub().loop
+    if inspect.isgenerator(aw):
+        aw = drive(aw)  # a generator coroutine (asyncio would take it for a legacy coroutine)
     fut = asyncio.ensure_future(aw, loop=loop)
     if not fut.done():
         waiter = Waiter()
         fut.add_done_callback(waiter.switch)
         try:
             waiter.wait(f"await {fut!r}")
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # The awaited work finished in the same iteration as the
+                # cancellation arrived: keep its result, as `await` does, and
+                # deliver the cancellation at this task's next switch point.
+                current = getcurrent()
+                if isinstance(current, Greenlet):
+                    current._cancel_requested = True
+                    return fut.result()  # type: ignore[no-any-return]
+            if not fut.done():
+                fut.cancel()
+            raise
         except BaseException:
             if not fut.done():
                 fut.cancel()

@@ -43,7 +43,16 @@ from greenlet import getcurrent, greenlet
 
 from .._core import EventLoop, new_event_loop
 
-__all__ = ["BlockingInHubError", "Hub", "NeverWokenError", "Waiter", "get_hub", "in_hub", "switch_to_hub"]
+__all__ = [
+    "BlockingInHubError",
+    "Hub",
+    "NeverWokenError",
+    "Waiter",
+    "cancel_green_tasks",
+    "get_hub",
+    "in_hub",
+    "switch_to_hub",
+]
 
 _FIX = (
     "would stop the event loop: in async code await the async form (for example `await treadle.sleep(...)`, "
@@ -73,12 +82,13 @@ def _root(glet: greenlet) -> greenlet:
 class Hub:
     """A thread's treadle loop and the greenlet that runs it."""
 
-    __slots__ = ("loop", "glet", "waiters")
+    __slots__ = ("loop", "glet", "waiters", "tasks")
 
     def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
         self.loop = loop
         self.glet = glet  # the greenlet that runs loop.run_forever(), if known
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
+        self.tasks: set[Any] = set()  # green tasks started and not yet done
         loop._stall_hook = self._on_stall
 
     def _run(self) -> Any:
@@ -234,3 +244,15 @@ class Waiter:
             return switch_to_hub(what)
         finally:
             self.armed = False
+
+
+async def cancel_green_tasks() -> None:
+    """Cancel every green task of the running loop's hub and wait until they are done."""
+    hub: Hub | None = getattr(_local, "hub", None)
+    if hub is None or hub.loop is not asyncio._get_running_loop():
+        return
+    while hub.tasks:
+        tasks = list(hub.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

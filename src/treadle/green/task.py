@@ -90,6 +90,7 @@ class Greenlet(greenlet):
 
     _treadle_green = True
     _asyncio_future_blocking = False
+    _log_traceback = False  # set when a failure nobody retrieved must be reported at collection
 
     def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         if not callable(fn):
@@ -127,6 +128,7 @@ class Greenlet(greenlet):
         """Schedule the task to start on the next loop iteration; returns it."""
         if self._start_handle is None and not self._started and self._state == _PENDING:
             self._start_handle = self._loop.call_soon(self._start)
+            self._hub.tasks.add(self)
         return self
 
     def start_later(self, seconds: float) -> Greenlet:
@@ -134,6 +136,7 @@ class Greenlet(greenlet):
         seconds = check_timeout(seconds, "seconds") or 0.0
         if self._start_handle is None and not self._started and self._state == _PENDING:
             self._start_handle = self._loop.call_later(seconds, self._start)
+            self._hub.tasks.add(self)
         return self
 
     def _start(self) -> None:
@@ -170,18 +173,24 @@ class Greenlet(greenlet):
         self._result = result
         self._exc = exc
         self._state = _FINISHED
-        if exc is not None and not self._callbacks:
-            # Nobody waits for this task: report the failure now, as gevent
-            # prints it, rather than when the task is collected.  get() and
-            # await still re-raise it.
-            self._loop.call_exception_handler(
-                {"message": f"Green task {self.name!r} failed and nobody waits for it", "exception": exc}
-            )
+        self._hub.tasks.discard(self)
+        if exc is not None:
+            if self._callbacks:
+                # Someone waits: they may retrieve it; if nobody does, it is
+                # reported when the task is collected, as asyncio's futures do.
+                self._log_traceback = True
+            else:
+                # Nobody waits for this task: report the failure now, as gevent
+                # prints it.  get() and await still re-raise it.
+                self._loop.call_exception_handler(
+                    {"message": f"Green task {self.name!r} failed and nobody waits for it", "exception": exc}
+                )
         self._schedule_callbacks()
 
     def _finish_cancelled(self, exc: BaseException) -> None:
         self._exc = exc if isinstance(exc, asyncio.CancelledError) else asyncio.CancelledError()
         self._state = _CANCELLED
+        self._hub.tasks.discard(self)
         self._schedule_callbacks()
 
     def _schedule_callbacks(self) -> None:
@@ -228,6 +237,8 @@ class Greenlet(greenlet):
     def _cancelled_error(self) -> asyncio.CancelledError:
         exc = self._exc
         return exc if isinstance(exc, asyncio.CancelledError) else asyncio.CancelledError()
+
+    _make_cancelled_error = _cancelled_error  # asyncio.gather asks futures for it
 
     @property
     def exception(self) -> _ExceptionView:  # type: ignore[override]
@@ -277,8 +288,6 @@ class Greenlet(greenlet):
         if not self.done():
             raise RuntimeError("await wasn't used with future")
         return self.result()
-
-    __iter__ = __await__
 
     # -- gevent's interface --------------------------------------------------------
 
@@ -404,6 +413,8 @@ def spawn_later(seconds: float, fn: Callable[..., Any], /, *args: Any, **kwargs:
 
 
 def _check_tasks(tasks: Iterable[Any], what: str) -> list[Any]:
+    if asyncio.isfuture(tasks):
+        raise TypeError(f"{what}() needs a list of tasks, got a single task: {what}([task])")
     if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
         raise TypeError(f"{what}() needs an iterable of green tasks, got {type(tasks).__name__}")
     tasks = list(tasks)
