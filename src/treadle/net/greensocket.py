@@ -59,25 +59,57 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
             f"another green task is already waiting to {'write to' if write else 'read from'} {sock!r}: "
             "one socket direction serves one task at a time"
         )
+    _wait_fd(fd, write, timeout, waits)
+
+
+def _wait_until(sock: socket, write: bool, deadline: float | None) -> None:
+    """:func:`_wait` until a monotonic ``deadline`` (None: no limit); TimeoutError once it has passed."""
+    if deadline is None:
+        _wait(sock, write, None)
+        return
+    remaining = deadline - _monotonic()
+    if remaining <= 0:
+        raise _timeout_error("timed out")
+    _wait(sock, write, remaining)
+
+
+def wait_readable(fileno: Any, timeout: float | None = None) -> None:
+    """Block the current green task until ``fileno`` is readable (TimeoutError after ``timeout``)."""
+    _wait_fd(fileno if isinstance(fileno, int) else fileno.fileno(), False, timeout)
+
+
+def wait_writable(fileno: Any, timeout: float | None = None) -> None:
+    """Block the current green task until ``fileno`` is writable (TimeoutError after ``timeout``)."""
+    _wait_fd(fileno if isinstance(fileno, int) else fileno.fileno(), True, timeout)
+
+
+def _wait_fd(fd: int, write: bool, timeout: float | None, waits: _Waits | None = None) -> None:
+    """The one wait of this module: register a reader (writer) that resumes us, switch, unregister."""
     loop = get_hub().loop
     waiter = Waiter()
     if write:
         loop._add_writer(fd, waiter.switch)
-        waits.write = waiter
     else:
         loop._add_reader(fd, waiter.switch)
-        waits.read = waiter
+    if waits is not None:
+        if write:
+            waits.write = waiter
+        else:
+            waits.read = waiter
     timer = loop.call_later(timeout, waiter.throw, _timeout_error("timed out")) if timeout is not None else None
     try:
         waiter.wait(f"{'writable' if write else 'readable'} fd {fd}")
     finally:
         if timer is not None:
             timer.cancel()
-        if write:
-            waits.write = None
-        else:
-            waits.read = None
+        if waits is not None:
+            if write:
+                waits.write = None
+            else:
+                waits.read = None
         if not loop.is_closed():
+            # Unregister only if the registration is still ours (close() may
+            # have removed it, and the descriptor number may be reused).
             reader, writer = loop._poller.get(fd)
             handle = writer if write else reader
             if handle is not None and handle._callback == waiter.switch:
@@ -85,31 +117,6 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
                     loop._remove_writer(fd)
                 else:
                     loop._remove_reader(fd)
-
-
-def wait_readable(fileno: Any, timeout: float | None = None) -> None:
-    """Block the current green task until ``fileno`` is readable (TimeoutError after ``timeout``)."""
-    _wait_fd(fileno, False, timeout)
-
-
-def wait_writable(fileno: Any, timeout: float | None = None) -> None:
-    """Block the current green task until ``fileno`` is writable (TimeoutError after ``timeout``)."""
-    _wait_fd(fileno, True, timeout)
-
-
-def _wait_fd(fileno: Any, write: bool, timeout: float | None) -> None:
-    fd = fileno if isinstance(fileno, int) else fileno.fileno()
-    loop = get_hub().loop
-    waiter = Waiter()
-    (loop._add_writer if write else loop._add_reader)(fd, waiter.switch)
-    timer = loop.call_later(timeout, waiter.throw, _timeout_error("timed out")) if timeout is not None else None
-    try:
-        waiter.wait(f"{'writable' if write else 'readable'} fd {fd}")
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if not loop.is_closed():
-            (loop._remove_writer if write else loop._remove_reader)(fd)
 
 
 class socket(_stdsocket.socket):
@@ -187,13 +194,7 @@ class socket(_stdsocket.socket):
                 return op(*args)
             except _BLOCKING:
                 pass
-            if deadline is None:
-                _wait(self, write, None)
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise _timeout_error("timed out") from None
-                _wait(self, write, remaining)
+            _wait_until(self, write, deadline)
 
     # -- reading ---------------------------------------------------------------
 
@@ -247,13 +248,7 @@ class socket(_stdsocket.socket):
                 continue
             except _BLOCKING:
                 pass
-            if deadline is None:
-                _wait(self, True, None)
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise _timeout_error("timed out")
-                _wait(self, True, remaining)
+            _wait_until(self, True, deadline)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         # The standard implementation waits with selectors on a blocking

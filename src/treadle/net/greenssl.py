@@ -16,7 +16,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any, TypeVar
 
-from .greensocket import _wait
+from .greensocket import _wait_until
 from .greensocket import socket as green_socket
 
 __all__ = ["SSLContext", "SSLSocket", "create_default_context", "green_context"]
@@ -41,10 +41,7 @@ class SSLSocket(_stdssl.SSLSocket, green_socket):  # type: ignore[misc]
                 write = False
             except _stdssl.SSLWantWriteError:
                 write = True
-            remaining = None if deadline is None else deadline - monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError("The operation timed out")
-            _wait(self, write, remaining)
+            _wait_until(self, write, deadline)
 
     def do_handshake(self, block: bool = False) -> None:
         self._check_connected()  # type: ignore[attr-defined]
