@@ -32,6 +32,7 @@ gethostbyname = _dns.gethostbyname
 gethostbyname_ex = _dns.gethostbyname_ex
 gethostbyaddr = _dns.gethostbyaddr
 getnameinfo = _dns.getnameinfo
+getfqdn = _dns.getfqdn
 wait_readable = _green.wait_readable
 wait_writable = _green.wait_writable
 
@@ -44,7 +45,10 @@ def create_server(
     reuse_port: bool = False,
     dualstack_ipv6: bool = False,
 ) -> _green.socket:
-    """``socket.create_server`` returning a green listening socket."""
+    """``socket.create_server`` returning a green listening socket (a host name is resolved off the loop)."""
+    host, port = address[0], address[1]
+    if not _dns._is_numeric_host(host) and host != "":
+        address = _dns.getaddrinfo(host, port, family, _stdsocket.SOCK_STREAM, 0, _stdsocket.AI_PASSIVE)[0][4]
     sock = _stdsocket.create_server(
         address, family=family, backlog=backlog, reuse_port=reuse_port, dualstack_ipv6=dualstack_ipv6
     )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..green.bridge import await_
 
-__all__ = ["getaddrinfo", "gethostbyaddr", "gethostbyname", "gethostbyname_ex", "getnameinfo"]
+__all__ = ["getaddrinfo", "getfqdn", "gethostbyaddr", "gethostbyname", "gethostbyname_ex", "getnameinfo"]
 
 T = TypeVar("T")
 
@@ -29,6 +29,7 @@ _gethostbyname = _stdsocket.gethostbyname
 _gethostbyname_ex = _stdsocket.gethostbyname_ex
 _gethostbyaddr = _stdsocket.gethostbyaddr
 _getnameinfo = _stdsocket.getnameinfo
+_getfqdn = _stdsocket.getfqdn
 
 
 def _off_loop(fn: Callable[..., T], *args: Any) -> T:
@@ -50,6 +51,8 @@ def _is_numeric_host(host: Any) -> bool:
             return False
     if not isinstance(host, str):
         return False
+    if host in ("", "<broadcast>"):
+        return True  # INADDR_ANY and INADDR_BROADCAST: no look-up
     for family in (_stdsocket.AF_INET, _stdsocket.AF_INET6):
         try:
             _stdsocket.inet_pton(family, host.split("%", 1)[0])
@@ -82,3 +85,8 @@ def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
 
 def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
     return _off_loop(_getnameinfo, sockaddr, flags)
+
+
+def getfqdn(name: str = "") -> str:
+    """``socket.getfqdn``, its look-ups off the loop's thread."""
+    return _off_loop(_getfqdn, name)

@@ -137,7 +137,7 @@ class socket(_stdsocket.socket):
 
     def settimeout(self, value: float | None) -> None:
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not isinstance(value, (int, float)):
                 raise TypeError(f"Timeout value must be int, float or None, got {type(value).__name__}")
             if value != value or value < 0:
                 raise ValueError("Timeout value out of range")
@@ -265,6 +265,9 @@ class socket(_stdsocket.socket):
                 info = dns.getaddrinfo(host, address[1], self.family, self.type, self.proto)
                 return info[0][4]
         return address
+
+    def bind(self, address: Any) -> None:
+        _base.bind(self, self._resolve(address))
 
     def connect(self, address: Any) -> None:
         address = self._resolve(address)

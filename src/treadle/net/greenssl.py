@@ -47,7 +47,16 @@ class SSLSocket(_stdssl.SSLSocket, green_socket):  # type: ignore[misc]
         self._check_connected()  # type: ignore[attr-defined]
         sslobj: Any = self._sslobj  # type: ignore[has-type]
         blocking_now = block and self.gettimeout() == 0.0
-        self._ssl_io(sslobj.do_handshake, timeout=None if blocking_now else "default")
+        try:
+            self._ssl_io(sslobj.do_handshake, timeout=None if blocking_now else "default")
+        except (OSError, ValueError):
+            raise  # wrap_socket closes the socket for these itself
+        except BaseException:
+            # Cancelled (or killed) mid-handshake: the TLS state is unusable,
+            # and when wrap_socket is the caller, nobody would ever get this
+            # socket to close it.  Close it here.
+            self.close()
+            raise
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         return self._ssl_io(super().read, len, buffer)

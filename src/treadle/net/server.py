@@ -12,18 +12,25 @@ handler and does not stop the server.
 
 from __future__ import annotations
 
+import functools
+import logging
 import socket as _stdsocket
 import ssl as _stdssl
 from collections.abc import Callable
 from typing import Any
 
+from greenlet import getcurrent
+
 from ..green.bridge import sleep
 from ..green.hub import Waiter, get_hub
 from ..green.task import Greenlet, check_timeout, joinall
+from . import dns
 from .greensocket import socket as green_socket
 from .greenssl import green_context
 
 __all__ = ["StreamServer"]
+
+logger = logging.getLogger("treadle")
 
 
 class StreamServer:
@@ -102,14 +109,22 @@ class StreamServer:
         return self._accept_task is not None and not self._accept_task.done()
 
     def start(self) -> None:
-        """Bind (if given an address) and start accepting in a green task. Not a switch point."""
+        """Bind (if given an address) and start accepting in a green task.
+
+        A switch point only when a host name must be resolved.
+        """
         if self._closed:
             raise RuntimeError("this StreamServer was stopped; make a new one")
         if self.started:
             return
         if self._socket is None:
             host, port = self._address[0], self._address[1]  # type: ignore[index]
-            raw = _stdsocket.create_server((host, port), backlog=self.backlog, reuse_port=False)
+            # Resolve first (a host name is looked up off the loop's thread),
+            # and bind with the family of the address: "::1" is IPv6.
+            family, _type, _proto, _canon, sockaddr = dns.getaddrinfo(
+                host, port, 0, _stdsocket.SOCK_STREAM, 0, _stdsocket.AI_PASSIVE
+            )[0]
+            raw = _stdsocket.create_server(sockaddr, family=family, backlog=self.backlog)
             self._socket = self._adopt(raw)
         else:
             self._socket.listen(self.backlog)
@@ -143,18 +158,27 @@ class StreamServer:
             task = Greenlet(self._serve_one, conn, address)
             task.name = f"StreamServer connection {address!r}"
             self._connections.add(task)
-            task.add_done_callback(self._connection_done)
+            task.add_done_callback(functools.partial(self._connection_done, conn))
             task.start()
 
     def _serve_one(self, conn: Any, address: Any) -> None:
         try:
             if self.ssl_context is not None:
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                try:
+                    conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                except OSError as exc:
+                    # A failed handshake is the client's doing (a scanner, a
+                    # wrong certificate): not an error of the server.
+                    logger.debug("%r: TLS handshake with %r failed: %r", self, address, exc)
+                    return
             self.handle(conn, address)
         finally:
             conn.close()
 
-    def _connection_done(self, task: Greenlet) -> None:
+    def _connection_done(self, conn: Any, task: Greenlet) -> None:
+        # The task may have been cancelled before it started (stop(timeout=0)):
+        # then its finally never ran, and the socket is closed here.
+        conn.close()
         self._connections.discard(task)
         if not task.cancelled() and task.exception():
             get_hub().loop.call_exception_handler(
@@ -175,7 +199,8 @@ class StreamServer:
             self._accept_task.cancel()
         if self._socket is not None:
             self._socket.close()
-        live = list(self._connections)
+        # A handler may call stop() itself: it does not wait for its own task.
+        live = [task for task in self._connections if task is not getcurrent()]
         if live and timeout != 0:
             joinall(live, timeout=timeout)
         for task in live:
