@@ -327,7 +327,9 @@ def _wait_until_exited_unreaped_or_reaped(pid: int) -> str:
 
 
 @pytest.mark.parametrize("action", ["terminate", "kill", "send_signal"])
-def test_signal_to_exited_child_before_the_loop_noticed(loop: asyncio.AbstractEventLoop, run: Run, action: str) -> None:
+def test_signal_to_exited_child_before_the_loop_noticed(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, run: Run, action: str
+) -> None:
     """Signalling a child that has exited keeps its real exit status.
 
     The child exits while the loop is busy (a blocking call in a coroutine),
@@ -336,6 +338,10 @@ def test_signal_to_exited_child_before_the_loop_noticed(loop: asyncio.AbstractEv
     that has already exited; wait() and returncode must still report its
     exit code (1 here).
     """
+    if loop_kind == "asyncio" and sys.version_info >= (3, 12):
+        # Stock asyncio's child watcher on 3.12 races Popen.poll() and reports
+        # 255 here; only treadle's behaviour is asserted on these versions.
+        pytest.skip("stock asyncio 3.12+ reports 255 for this race (its own bug)")
 
     async def main() -> None:
         # Exits with status 1 a little later, once create_subprocess_exec has returned.

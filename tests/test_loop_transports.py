@@ -13,6 +13,7 @@ import hashlib
 import os
 import socket
 import struct
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -1218,7 +1219,11 @@ def test_close_flushes_buffer_before_connection_lost(loop: asyncio.AbstractEvent
     run(main())
 
 
-def test_written_bytearray_is_copied(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+def test_written_bytearray_is_copied(loop: asyncio.AbstractEventLoop, loop_kind: str, run: Run) -> None:
+    if loop_kind == "asyncio" and sys.version_info >= (3, 12):
+        # Stock asyncio 3.12+ queues a reference to the caller's bytearray, so a
+        # change after write() changes what is sent; treadle copies it.
+        pytest.skip("stock asyncio 3.12+ keeps a reference to a written bytearray; treadle copies it")
     size = 2 * 1024 * 1024
 
     async def main() -> None:
