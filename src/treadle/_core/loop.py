@@ -34,6 +34,7 @@ back into the hooks defined here and in the mixins.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import collections
 import contextvars
@@ -55,6 +56,15 @@ from .poller import Poller, fileobj_to_fd
 from .timers import TimerQueue
 
 __all__ = ["CoreLoop"]
+
+# The standard library's originals, bound now: the monkey patcher may replace
+# the module attributes later, and the loop must keep the real ones.
+_socketpair = socket.socketpair
+_get_ident = _thread.get_ident
+_thread_count = _thread._count
+_set_wakeup_fd = signal.set_wakeup_fd
+_signal = signal.signal
+_siginterrupt = signal.siginterrupt
 
 logger = logging.getLogger("treadle")
 
@@ -92,7 +102,6 @@ class CoreLoop(base_events.BaseEventLoop):
 
         def _check_closed(self) -> None: ...
         def _check_running(self) -> None: ...
-        def _check_thread(self) -> None: ...
         def _set_coroutine_origin_tracking(self, enabled: bool) -> None: ...
         def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
         def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
@@ -219,7 +228,7 @@ class CoreLoop(base_events.BaseEventLoop):
         self._set_coroutine_origin_tracking(self._debug)
         old_agen_hooks = sys.get_asyncgen_hooks()
         try:
-            self._thread_id = threading.get_ident()
+            self._thread_id = _get_ident()
             sys.set_asyncgen_hooks(
                 firstiter=self._asyncgen_firstiter_hook,
                 finalizer=self._asyncgen_finalizer_hook,
@@ -283,6 +292,14 @@ class CoreLoop(base_events.BaseEventLoop):
             finally:
                 self._current_handle = None
 
+    def _check_thread(self) -> None:
+        # BaseEventLoop's version calls threading.get_ident(), which the
+        # monkey patcher makes a green task's id; the loop's thread is what counts.
+        if self._thread_id is None:
+            return
+        if _get_ident() != self._thread_id:
+            raise RuntimeError("Non-thread-safe operation invoked on an event loop other than the current one")
+
     def _cannot_be_woken(self) -> bool:
         """True if no descriptor, signal, executor job or other thread can wake the loop.
 
@@ -291,7 +308,9 @@ class CoreLoop(base_events.BaseEventLoop):
         """
         if len(self._poller) > 1 or self._signal_handlers or self._executor_jobs:
             return False
-        others = threading.active_count() - 1
+        others = _thread_count()  # threads other than the main one
+        if _get_ident() != threading.main_thread().ident:
+            others -= 1  # this loop runs in one of them
         executor = self._default_executor
         if executor is not None:
             others -= len(getattr(executor, "_threads", ()))
@@ -372,7 +391,7 @@ class CoreLoop(base_events.BaseEventLoop):
     # -- wake-up from other threads and from signal handlers -------------------------
 
     def _make_self_pipe(self) -> None:
-        self._ssock, self._csock = socket.socketpair()
+        self._ssock, self._csock = _socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
         self._add_reader(self._ssock.fileno(), self._read_from_self)
@@ -444,19 +463,19 @@ class CoreLoop(base_events.BaseEventLoop):
         try:
             # Raises ValueError outside the main thread: a loop running in
             # another thread cannot take over the process's signals.
-            signal.set_wakeup_fd(self._csock.fileno())
+            _set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc)) from None
         handle = Handle(callback, args, self, None)
         self._signal_handlers[sig] = handle
         try:
-            signal.signal(sig, _sighandler_noop)
-            signal.siginterrupt(sig, False)
+            _signal(sig, _sighandler_noop)
+            _siginterrupt(sig, False)
         except OSError as exc:
             del self._signal_handlers[sig]
             if not self._signal_handlers:
                 try:
-                    signal.set_wakeup_fd(-1)
+                    _set_wakeup_fd(-1)
                 except (ValueError, OSError) as nexc:
                     logger.info("set_wakeup_fd(-1) failed: %s", nexc)
             if exc.errno == errno.EINVAL:
@@ -481,14 +500,14 @@ class CoreLoop(base_events.BaseEventLoop):
             return False
         handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
         try:
-            signal.signal(sig, handler)
+            _signal(sig, handler)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
                 raise RuntimeError(f"sig {sig} cannot be caught") from None
             raise
         if not self._signal_handlers:
             try:
-                signal.set_wakeup_fd(-1)
+                _set_wakeup_fd(-1)
             except (ValueError, OSError) as exc:
                 logger.info("set_wakeup_fd(-1) failed: %s", exc)
         return True

@@ -26,6 +26,7 @@ from .handles import Handle
 
 __all__ = ["Poller", "fileobj_to_fd"]
 
+_epoll = select.epoll  # bound now: the monkey patcher removes select.epoll
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _READ_MASK = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP | select.EPOLLRDHUP
@@ -59,7 +60,7 @@ class Poller:
     __slots__ = ("_epoll", "_fds", "_maxevents")
 
     def __init__(self) -> None:
-        self._epoll: select.epoll | None = select.epoll()
+        self._epoll: select.epoll | None = _epoll()
         self._fds: dict[int, _Entry] = {}
         self._maxevents = 1024
 

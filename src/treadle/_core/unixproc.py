@@ -16,19 +16,22 @@ The pipe and subprocess transports themselves are the standard library's
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from asyncio import unix_events
 from typing import Any
 
 from .transports import logger
+
+# Bound now: the monkey patcher replaces os.waitpid with a green version.
+_waitpid = os.waitpid
 
 __all__ = ["UnixProcMixin"]
 
 
 def _exit_status(pid: int) -> int:
     try:
-        _, status = os.waitpid(pid, 0)
+        _, status = _waitpid(pid, 0)
     except ChildProcessError:
         # Someone else reaped it (a process-wide waitpid(-1)).
         logger.warning("child process pid %d exit status already read: will report returncode 255", pid)
@@ -84,9 +87,7 @@ class UnixProcMixin:
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
-            threading.Thread(
-                target=self._wait_child_thread, args=(pid, transp), name=f"treadle-waitpid-{pid}", daemon=True
-            ).start()
+            _thread.start_new_thread(self._wait_child_thread, (pid, transp))
             return
         self._child_pidfds[pidfd] = pid
         loop._add_reader(pidfd, self._child_exited, pidfd, pid, transp)
