@@ -12,6 +12,7 @@ USAGE = """usage: python -m treadle COMMAND [options]
 
 commands:
   demo     seed 002's concurrent echo server on treadle and on stock asyncio
+  run      patch the standard library, then run a script (run script.py args) or a module (run -m mod args)
 """
 
 
@@ -24,6 +25,10 @@ def main(argv: list[str]) -> int:
         from ._demo import main as demo_main
 
         return demo_main(rest)
+    if command == "run":
+        from .monkey.runner import main as run_main
+
+        return run_main(rest)
     if command == "_demo_server":  # internal: the server process of the demo
         from ._demo import _server_main
 

@@ -26,6 +26,10 @@ class EventLoop(SockOpsMixin, ServingMixin, UnixProcMixin, CoreLoop):
         self._child_pidfds = {}
         super().__init__()
 
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._close_child_watch()  # the parent's children are not this process's
+
     def close(self) -> None:
         if not self.is_running() and not self._closed:
             self._close_child_watch()

@@ -34,6 +34,7 @@ back into the hooks defined here and in the mixins.
 
 from __future__ import annotations
 
+import _socket
 import _thread
 import asyncio
 import collections
@@ -41,8 +42,8 @@ import contextvars
 import errno
 import heapq
 import logging
+import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -59,12 +60,22 @@ __all__ = ["CoreLoop"]
 
 # The standard library's originals, bound now: the monkey patcher may replace
 # the module attributes later, and the loop must keep the real ones.
-_socketpair = socket.socketpair
+_socketpair = _socket.socketpair  # the C function: its sockets are never green
 _get_ident = _thread.get_ident
 _thread_count = _thread._count
 _set_wakeup_fd = signal.set_wakeup_fd
 _signal = signal.signal
 _siginterrupt = signal.siginterrupt
+
+_all_loops: weakref.WeakSet[CoreLoop] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for loop in list(_all_loops):
+        loop._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 logger = logging.getLogger("treadle")
 
@@ -117,14 +128,15 @@ class CoreLoop(base_events.BaseEventLoop):
         # fd -> transport, so that add_reader() on a transport's socket fails loudly.
         self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._signal_handlers: dict[int, Handle] = {}
-        self._ssock: socket.socket | None = None
-        self._csock: socket.socket | None = None
+        self._ssock: _socket.socket | None = None
+        self._csock: _socket.socket | None = None
         self._wakeup_pending = False
         # Called when the loop would sleep forever with nothing that could wake
         # it (see _cannot_be_woken); the green hub uses it to report a stall.
         self._stall_hook: Callable[[], None] | None = None
         self._executor_jobs = 0  # run_in_executor calls in flight
         self._make_self_pipe()
+        _all_loops.add(self)
 
     # -- the clock and scheduling ------------------------------------------------
 
@@ -300,6 +312,21 @@ class CoreLoop(base_events.BaseEventLoop):
         if _get_ident() != self._thread_id:
             raise RuntimeError("Non-thread-safe operation invoked on an event loop other than the current one")
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: own epoll and wake-up pipe, not the parent's."""
+        if self._closed:
+            return
+        assert self._ssock is not None and self._csock is not None
+        self._poller.remove_reader(self._ssock.fileno())
+        self._poller = self._poller.renew()
+        self._selector = self._poller
+        self._ssock.close()
+        self._csock.close()
+        self._wakeup_pending = False
+        self._make_self_pipe()
+        if self._signal_handlers:
+            _set_wakeup_fd(self._csock.fileno())
+
     def _cannot_be_woken(self) -> bool:
         """True if no descriptor, signal, executor job or other thread can wake the loop.
 
@@ -391,10 +418,11 @@ class CoreLoop(base_events.BaseEventLoop):
     # -- wake-up from other threads and from signal handlers -------------------------
 
     def _make_self_pipe(self) -> None:
-        self._ssock, self._csock = _socketpair()
-        self._ssock.setblocking(False)
-        self._csock.setblocking(False)
-        self._add_reader(self._ssock.fileno(), self._read_from_self)
+        ssock, csock = _socketpair()
+        ssock.setblocking(False)
+        csock.setblocking(False)
+        self._ssock, self._csock = ssock, csock
+        self._add_reader(ssock.fileno(), self._read_from_self)
 
     def _close_self_pipe(self) -> None:
         if self._ssock is None or self._csock is None:

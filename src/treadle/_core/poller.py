@@ -68,6 +68,25 @@ class Poller:
         assert self._epoll is not None
         return self._epoll.fileno()
 
+    def renew(self) -> Poller:
+        """A new poller with the same registrations; this one's epoll is closed.
+
+        For a forked child, whose epoll descriptor is shared with the parent.
+        """
+        new = Poller()
+        assert new._epoll is not None
+        for fd, entry in self._fds.items():
+            try:
+                new._epoll.register(fd, entry.mask)
+            except OSError:
+                continue  # closed in the meantime
+            new._fds[fd] = entry
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        self._fds = {}
+        return new
+
     def close(self) -> None:
         if self._epoll is not None:
             self._epoll.close()

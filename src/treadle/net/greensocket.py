@@ -31,6 +31,7 @@ __all__ = ["socket", "create_connection", "socketpair", "fromfd", "wait_readable
 
 _timeout_error = _stdsocket.timeout  # TimeoutError on 3.10+; "timed out" as the standard socket
 _base = _socket.socket  # the C type: its methods are the raw system calls
+_StdSocket = _stdsocket.socket  # the standard class, bound before any patching
 _BLOCKING = (BlockingIOError, InterruptedError)
 
 
@@ -119,14 +120,14 @@ def _wait_fd(fd: int, write: bool, timeout: float | None, waits: _Waits | None =
                     loop._remove_reader(fd)
 
 
-class socket(_stdsocket.socket):
+class socket(_StdSocket):
     """A cooperative ``socket.socket``: blocking calls switch to other green tasks."""
 
     # No __slots__: the TLS socket (net.greenssl) combines this class with
     # ssl.SSLSocket, which has an instance dict.
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
-        _stdsocket.socket.__init__(self, family, type, proto, fileno)
+        _StdSocket.__init__(self, family, type, proto, fileno)
         self._waits = _Waits()
         # The standard socket's own initial timeout (the default timeout), kept
         # here; the descriptor itself is always non-blocking.
@@ -179,7 +180,7 @@ class socket(_stdsocket.socket):
     def detach(self) -> int:
         if self._waits.read is not None or self._waits.write is not None:
             self._wake_waiters()
-        return _stdsocket.socket.detach(self)
+        return _StdSocket.detach(self)
 
     # -- waiting helpers -----------------------------------------------------------
 
@@ -347,10 +348,10 @@ def create_connection(
 def socketpair(
     family: int = _stdsocket.AF_UNIX, type: int = _stdsocket.SOCK_STREAM, proto: int = 0
 ) -> tuple[socket, socket]:
-    a, b = _stdsocket.socketpair(family, type, proto)
+    a, b = _socket.socketpair(family, type, proto)  # the C function: plain C sockets
     return (
-        socket(a.family, a.type, a.proto, a.detach()),
-        socket(b.family, b.type, b.proto, b.detach()),
+        socket(family, type, proto, a.detach()),
+        socket(family, type, proto, b.detach()),
     )
 
 

@@ -12,6 +12,7 @@ handler and does not stop the server.
 
 from __future__ import annotations
 
+import _socket
 import functools
 import logging
 import socket as _stdsocket
@@ -62,7 +63,7 @@ class StreamServer:
             raise ValueError(f"max_connections must be a positive int or None, got {max_connections!r}")
         if ssl_context is not None and not isinstance(ssl_context, _stdssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, got {type(ssl_context).__name__}")
-        if isinstance(listener, _stdsocket.socket):
+        if isinstance(listener, _socket.socket):
             self._address = None
             self._socket: green_socket | None = self._adopt(listener)
         elif isinstance(listener, tuple) and len(listener) >= 2:
@@ -80,7 +81,7 @@ class StreamServer:
         self._closed = False
 
     @staticmethod
-    def _adopt(sock: _stdsocket.socket) -> green_socket:
+    def _adopt(sock: _socket.socket) -> green_socket:
         if isinstance(sock, green_socket):
             return sock
         return green_socket(sock.family, sock.type, sock.proto, sock.detach())

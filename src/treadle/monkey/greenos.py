@@ -1,0 +1,73 @@
+"""Green ``os.waitpid`` and ``time.sleep``: the process and clock waits of the standard library.
+
+Owns: :func:`waitpid` (waits for a child through a pidfd registered with the
+loop; for "any child", by polling with a growing interval) and :func:`sleep`
+(``time.sleep`` with its checks, blocking only the current green task).
+
+Never: blocks the loop's thread, or reaps a child that the caller did not ask
+for.  Called from the hub (async code), both raise ``BlockingInHubError``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time as _stdtime
+
+from ..green.bridge import sleep as _green_sleep
+from ..green.hub import BlockingInHubError, in_hub
+from ..net.greensocket import wait_readable
+
+__all__ = ["sleep", "waitpid"]
+
+_waitpid = os.waitpid
+_sleep = _stdtime.sleep
+
+
+def sleep(secs: float) -> None:
+    """``time.sleep`` that blocks only the current green task."""
+    if not isinstance(secs, (int, float)):
+        raise TypeError(f"'{type(secs).__name__}' object cannot be interpreted as an integer or float")
+    if math.isnan(secs) or secs < 0:
+        raise ValueError("sleep length must be non-negative")
+    if in_hub():
+        raise BlockingInHubError(
+            "time.sleep() (patched by treadle) was called from the event loop itself (an async task or a "
+            "callback), which would stop the loop: use `await asyncio.sleep(...)` there"
+        )
+    _green_sleep(secs)
+
+
+def waitpid(pid: int, options: int) -> tuple[int, int]:
+    """``os.waitpid`` that blocks only the current green task."""
+    if options & os.WNOHANG:
+        return _waitpid(pid, options)
+    result = _waitpid(pid, options | os.WNOHANG)
+    if result != (0, 0):
+        return result
+    if in_hub():
+        raise BlockingInHubError(
+            "os.waitpid() (patched by treadle) would block the event loop: in async code use "
+            "asyncio's subprocess API (await proc.wait())"
+        )
+    if pid > 0:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+        if pidfd >= 0:
+            try:
+                while True:
+                    wait_readable(pidfd)
+                    result = _waitpid(pid, options | os.WNOHANG)
+                    if result != (0, 0):
+                        return result
+            finally:
+                os.close(pidfd)
+    delay = 0.001
+    while True:  # any child (pid <= 0), or no pidfds: poll
+        _green_sleep(delay)
+        result = _waitpid(pid, options | os.WNOHANG)
+        if result != (0, 0):
+            return result
+        delay = min(delay * 2, 0.05)

@@ -1,0 +1,146 @@
+"""The patch functions: one per standard module, and ``patch_all``.
+
+Owns: which attributes of which standard module are replaced by which green
+version, and the order in which ``patch_all`` applies them.
+
+Never: patches half a module (``registry.apply`` is all or nothing), or patches
+twice (a second call is a no-op that returns False).
+"""
+
+from __future__ import annotations
+
+from .. import socket as _gsocket
+from .. import ssl as _gssl
+from . import greenos, greenselect
+from .registry import apply, is_patched
+
+__all__ = [
+    "patch_all",
+    "patch_asyncio",
+    "patch_os",
+    "patch_select",
+    "patch_selectors",
+    "patch_signal",
+    "patch_socket",
+    "patch_ssl",
+    "patch_subprocess",
+    "patch_time",
+]
+
+_SOCKET_NAMES = (
+    "socket",
+    "SocketType",
+    "create_connection",
+    "create_server",
+    "socketpair",
+    "fromfd",
+    "getaddrinfo",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "gethostbyaddr",
+    "getnameinfo",
+    "getfqdn",
+)
+
+
+def patch_socket() -> bool:
+    """``socket``: the green socket class, connection helpers and resolver functions."""
+    return apply("socket", {name: getattr(_gsocket, name) for name in _SOCKET_NAMES})
+
+
+def patch_ssl() -> bool:
+    """``ssl``: ``SSLContext`` and ``SSLSocket`` become the green ones (so does every context made after)."""
+    return apply("ssl", {"SSLContext": _gssl.SSLContext, "SSLSocket": _gssl.SSLSocket})
+
+
+def patch_time() -> bool:
+    """``time.sleep`` blocks only the current green task."""
+    return apply("time", {"sleep": greenos.sleep})
+
+
+def patch_select() -> bool:
+    """``select.select`` and ``select.poll`` wait on the hub; ``epoll`` is removed, as in gevent.
+
+    A blocking ``epoll`` cannot be made cooperative without replacing it;
+    code that looks for it (``selectors``) falls back to ``poll``.
+    """
+    return apply("select", {"select": greenselect.select, "poll": greenselect.poll}, remove=("epoll",))
+
+
+def patch_selectors() -> bool:
+    """``selectors.DefaultSelector`` (and the subprocess module's selector) wait on the hub."""
+    return apply("selectors", {"DefaultSelector": greenselect.GreenSelector})
+
+
+def patch_os() -> bool:
+    """``os.waitpid`` blocks only the current green task.
+
+    ``os.fork`` needs no replacement: every treadle loop renews its epoll and
+    wake-up pipe in a forked child by itself (``os.register_at_fork``).
+    """
+    return apply("os", {"waitpid": greenos.waitpid})
+
+
+def patch_subprocess() -> bool:
+    """``subprocess``: ``Popen.wait``/``communicate``/``run`` (with timeouts too) switch instead of blocking.
+
+    The subprocess module waits with its own reference to ``os.waitpid``, its
+    selector class and ``time.sleep``: all three are replaced (with the
+    ``time`` patch for the last).
+    """
+    patch_time()
+    patch_selectors()
+    return apply("subprocess", {"_waitpid": greenos.waitpid, "_PopenSelector": greenselect.GreenSelector})
+
+
+def patch_signal() -> bool:
+    """``signal``: nothing to replace; recorded so that ``is_patched('signal')`` is true.
+
+    treadle watches child processes with pidfds, so it needs no ``SIGCHLD``
+    handler and leaves the program's signal handlers alone; they run in the
+    main thread as always, in whatever task is current.
+    """
+    return apply("signal", {})
+
+
+def patch_asyncio() -> bool:
+    """Make treadle the asyncio event loop (``asyncio.run`` and ``new_event_loop`` use it)."""
+    if is_patched("asyncio"):
+        return False
+    from .._runner import install
+
+    install()
+    return apply("asyncio", {})
+
+
+_PATCHES = {
+    "socket": patch_socket,
+    "ssl": patch_ssl,
+    "time": patch_time,
+    "select": patch_select,
+    "selectors": patch_selectors,
+    "os": patch_os,
+    "subprocess": patch_subprocess,
+    "signal": patch_signal,
+    "asyncio": patch_asyncio,
+}
+
+
+def patch_all(**flags: bool) -> list[str]:
+    """Patch every module (or those whose flag is true; ``module=False`` leaves one out).
+
+    Flags: ``socket``, ``ssl``, ``time``, ``select``, ``selectors``, ``os``,
+    ``subprocess``, ``signal``, ``asyncio``.  Unknown flags raise ``TypeError``.
+    Idempotent.  Returns the names of the modules patched by this call.
+    """
+    unknown = sorted(set(flags) - set(_PATCHES))
+    if unknown:
+        raise TypeError(f"patch_all() got unknown flag(s) {', '.join(unknown)}; known: {', '.join(_PATCHES)}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"patch_all() flag {name}= must be True or False, got {value!r}")
+    done = []
+    for name, patch in _PATCHES.items():
+        if flags.get(name, True) and patch():
+            done.append(name)
+    return done
