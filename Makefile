@@ -11,6 +11,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint typecheck pytest clean test-versions
 
 $(STAMP): pyproject.toml
+	@# redis-server: the real peer of the redis-py test (Debian's package).
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "note: redis-server is not installed (sudo apt-get install redis-server); its test will fail"; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
