@@ -47,11 +47,13 @@ import signal
 import sys
 import threading
 import time
+import warnings
 import weakref
 from asyncio import base_events, coroutines, events
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
+from .executor import ThreadPool
 from .handles import Handle, TimerHandle
 from .poller import Poller, fileobj_to_fd
 from .timers import TimerQueue
@@ -90,6 +92,11 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler; the C handler writes the signal number to the wake-up fd."""
 
 
+def _set_result_unless_done(fut: Any, result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
 def _check_callback(callback: object, method: str) -> None:
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
@@ -109,6 +116,7 @@ class CoreLoop(base_events.BaseEventLoop):
     _clock_resolution: float
     _current_handle: Any
     _default_executor: Any
+    _executor_shutdown_called: bool
     if TYPE_CHECKING:
 
         def _check_closed(self) -> None: ...
@@ -344,10 +352,55 @@ class CoreLoop(base_events.BaseEventLoop):
         return others <= 0
 
     def run_in_executor(self, executor: Any, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
-        fut = super().run_in_executor(executor, func, *args)
+        if executor is None and (self._default_executor is None or isinstance(self._default_executor, ThreadPool)):
+            # The default executor is treadle's pool of real threads, which
+            # stays real when the monkey patcher makes `threading` green.
+            self._check_closed()
+            if self._debug:
+                _check_callback(func, "run_in_executor")
+            if self._default_executor is None:
+                if self._executor_shutdown_called:
+                    raise RuntimeError("Executor shutdown has been called")
+                self._default_executor = ThreadPool(thread_name_prefix="asyncio")
+            fut = self._default_executor.submit_to_loop(self, func, args)
+        else:
+            fut = super().run_in_executor(executor, func, *args)
         self._executor_jobs += 1
         fut.add_done_callback(self._executor_job_done)
         return fut
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        executor = self._default_executor
+        if not isinstance(executor, ThreadPool):
+            if sys.version_info >= (3, 12):
+                await super().shutdown_default_executor(timeout)  # type: ignore[call-arg]
+            else:
+                await super().shutdown_default_executor()
+            return
+        self._executor_shutdown_called = True
+        done = self.create_future()
+
+        def on_exit() -> None:
+            try:
+                self.call_soon_threadsafe(_set_result_unless_done, done, None)
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+
+        if executor.shutdown(on_exit=on_exit) and not done.done():
+            done.set_result(None)
+        if timeout is None:
+            await done
+            executor.join()  # they have finished: returns at once
+        else:
+            try:
+                await asyncio.wait_for(asyncio.shield(done), timeout)
+                executor.join()
+            except TimeoutError:
+                warnings.warn(
+                    f"The executor did not finish joining its threads within {timeout} seconds.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def _executor_job_done(self, fut: Any) -> None:
         self._executor_jobs -= 1

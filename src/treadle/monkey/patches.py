@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import socket as _gsocket
 from .. import ssl as _gssl
 from . import greenos, greenselect
-from .registry import apply, is_patched
+from .registry import apply, is_patched, patched_modules
 
 __all__ = [
     "patch_all",
@@ -82,15 +82,23 @@ def patch_os() -> bool:
 
 
 def patch_subprocess() -> bool:
-    """``subprocess``: ``Popen.wait``/``communicate``/``run`` (with timeouts too) switch instead of blocking.
+    """``subprocess``: ``Popen.wait``/``communicate``/``run`` switch instead of blocking.
 
-    The subprocess module waits with its own reference to ``os.waitpid``, its
-    selector class and ``time.sleep``: all three are replaced (with the
-    ``time`` patch for the last).
+    The subprocess module waits with its own reference to ``os.waitpid`` and
+    its own selector class, both replaced, and ``communicate`` always goes
+    through that selector (the standard one reads a single pipe with a
+    blocking ``read()``).  ``Popen.wait(timeout=...)`` also sleeps with
+    ``time.sleep``: it is cooperative when ``time`` is patched too (as
+    ``patch_all`` does).
     """
-    patch_time()
-    patch_selectors()
-    return apply("subprocess", {"_waitpid": greenos.waitpid, "_PopenSelector": greenselect.GreenSelector})
+    return apply(
+        "subprocess",
+        {
+            "_waitpid": greenos.waitpid,
+            "_PopenSelector": greenselect.GreenSelector,
+            "Popen": greenos.GreenPopen,
+        },
+    )
 
 
 def patch_signal() -> bool:
@@ -139,8 +147,8 @@ def patch_all(**flags: bool) -> list[str]:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"patch_all() flag {name}= must be True or False, got {value!r}")
-    done = []
+    before = set(patched_modules())
     for name, patch in _PATCHES.items():
-        if flags.get(name, True) and patch():
-            done.append(name)
-    return done
+        if flags.get(name, True):
+            patch()
+    return [name for name in _PATCHES if name not in before and is_patched(name)]

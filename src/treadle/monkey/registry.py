@@ -26,6 +26,22 @@ _originals: dict[str, dict[str, Any]] = {}
 _lock = threading.RLock()
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn(message: str) -> None:
+    """Warn, pointing at the first caller outside treadle.monkey."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, RuntimeWarning, skip_file_prefixes=(_HERE,))  # type: ignore[call-arg]
+        return
+    level = 2  # 1 is this function; 2 the frame below
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
+
+
 def is_patched(module_name: str) -> bool:
     """True if the patcher replaced something in the standard module ``module_name``."""
     if not isinstance(module_name, str):
@@ -87,11 +103,9 @@ def apply(module_name: str, replacements: dict[str, Any], remove: tuple[str, ...
         if module_name in _originals:
             return False
         if threading.current_thread() is not threading.main_thread():
-            warnings.warn(
+            _warn(
                 f"treadle.monkey: patching {module_name!r} from a thread other than the main one; "
-                "patch first thing in the main thread (or use python -m treadle run)",
-                RuntimeWarning,
-                stacklevel=4,
+                "patch first thing in the main thread (or use python -m treadle run)"
             )
         module = importlib.import_module(module_name)
         saved: dict[str, Any] = {}
@@ -117,11 +131,9 @@ def apply(module_name: str, replacements: dict[str, Any], remove: tuple[str, ...
             raise
         _originals[module_name] = saved
         if holders:
-            warnings.warn(
+            _warn(
                 f"treadle.monkey: {module_name!r} was patched after these modules took references to its "
                 f"originals, which stay unpatched there: {'; '.join(holders)}. Patch first thing in the "
-                "program, before other imports (or use python -m treadle run).",
-                RuntimeWarning,
-                stacklevel=4,
+                "program, before other imports (or use python -m treadle run)."
             )
         return True

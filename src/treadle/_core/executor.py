@@ -1,0 +1,192 @@
+"""The loop's default executor: real OS threads, whatever the monkey patcher did.
+
+Owns: :class:`ThreadPool`, a small pool of real threads that runs blocking
+functions for ``loop.run_in_executor(None, ...)`` (and so for ``getaddrinfo``)
+and hands each result back to the loop with ``call_soon_threadsafe``.
+
+Never: lets a worker become a green task.  When ``threading`` is the standard
+one, workers are ``threading.Thread`` objects (visible to ``threading.enumerate``,
+joinable); when ``treadle.monkey`` has made it green, they are started with
+``_thread``'s original ``start_new_thread``.  The queue and its locks are
+``_thread``'s originals, bound at import, in both cases.  Never blocks the
+loop while workers run: ``shutdown`` returns at once and the loop awaits the
+workers' exit through a future, then joins threads that have finished.
+
+Discussion: a worker waits for work on a real lock used as a binary
+semaphore; the queue itself is a deque (its append and popleft are atomic).
+Threads are started on demand up to ``max_workers`` and stay until shutdown,
+as ``concurrent.futures.ThreadPoolExecutor``'s do.
+"""
+
+from __future__ import annotations
+
+import _thread
+import collections
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ThreadPool"]
+
+_start_new_thread = _thread.start_new_thread
+_allocate_lock = _thread.allocate_lock
+
+
+def _threading_is_real() -> bool:
+    import threading
+
+    return threading._start_new_thread is _start_new_thread  # type: ignore[attr-defined]
+
+
+class _Work:
+    __slots__ = ("fn", "args", "fut", "loop")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], fut: Any, loop: Any) -> None:
+        self.fn = fn
+        self.args = args
+        self.fut = fut
+        self.loop = loop
+
+
+def _wait_released(lock: Any) -> None:
+    lock.acquire()
+    lock.release()
+
+
+def _set_result(fut: Any, result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _set_exception(fut: Any, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class ThreadPool:
+    """Real threads for blocking calls; results come back to the loop as asyncio futures."""
+
+    def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "treadle") -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        self._max_workers = max_workers
+        self._work: collections.deque[_Work | None] = collections.deque()
+        self._available = _allocate_lock()  # held while there is no work
+        self._available.acquire()
+        self._mutex = _allocate_lock()
+        self._threads: set[int] = set()  # live workers (len() is read by the loop)
+        self._joiners: list[Callable[[], None]] = []
+        self._prefix = thread_name_prefix
+        self._started = 0  # workers started
+        self._exits = 0  # workers exited
+        self._idle = 0
+        self._shutdown = False
+        self._exited: list[Callable[[], None]] = []  # called when the last worker exits
+
+    def submit_to_loop(self, loop: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """Run ``fn(*args)`` on a worker; return an asyncio future of ``loop`` for its result."""
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        fut = loop.create_future()
+        self._work.append(_Work(fn, args, fut, loop))
+        with self._mutex:
+            start = self._idle == 0 and self._started - self._exits < self._max_workers
+            if start:
+                self._started += 1
+        if start:
+            self._start_worker()
+        self._signal()
+        return fut
+
+    def _start_worker(self) -> None:
+        done = _allocate_lock()  # released by the worker as its very last act
+        done.acquire()
+        if _threading_is_real():
+            import threading
+
+            thread = threading.Thread(
+                target=self._worker, args=(done,), name=f"{self._prefix}_{self._started - 1}", daemon=True
+            )
+            thread.start()
+            self._joiners.append(thread.join)
+        else:
+            _start_new_thread(self._worker, (done,))
+            self._joiners.append(functools.partial(_wait_released, done))
+
+    def join(self) -> None:
+        """Wait for the workers that have been told to exit (after ``shutdown``): a brief block."""
+        joiners, self._joiners = self._joiners, []
+        for join in joiners:
+            join()
+
+    def _signal(self) -> None:
+        try:
+            self._available.release()
+        except RuntimeError:
+            pass  # already signalled
+
+    def _worker(self, done: Any) -> None:
+        ident = _thread.get_ident()
+        with self._mutex:
+            self._threads.add(ident)
+        try:
+            while True:
+                with self._mutex:
+                    self._idle += 1
+                self._available.acquire()
+                with self._mutex:
+                    self._idle -= 1
+                try:
+                    work = self._work.popleft()
+                except IndexError:
+                    continue
+                if self._work:
+                    self._signal()  # more for the others
+                if work is None:  # shutdown: leave the marker for the other workers
+                    self._work.appendleft(None)
+                    self._signal()
+                    return
+                if work.fut.cancelled():
+                    continue
+                try:
+                    result = work.fn(*work.args)
+                except BaseException as exc:
+                    try:
+                        work.loop.call_soon_threadsafe(_set_exception, work.fut, exc)
+                    except RuntimeError:
+                        pass  # the loop is closed: nobody waits any more
+                else:
+                    try:
+                        work.loop.call_soon_threadsafe(_set_result, work.fut, result)
+                    except RuntimeError:
+                        pass
+                del work
+        finally:
+            with self._mutex:
+                self._threads.discard(ident)
+                self._exits += 1
+                last = self._exits == self._started
+                callbacks = list(self._exited) if last else []
+            done.release()
+            for callback in callbacks:
+                callback()
+
+    def shutdown(
+        self, wait: bool = False, *, cancel_futures: bool = False, on_exit: Callable[[], None] | None = None
+    ) -> bool:
+        """Stop taking work; workers exit after the work queued. Returns True if none is alive.
+
+        Never waits (``wait`` is accepted for ``Executor.shutdown``'s signature).
+        ``on_exit`` is called, from the last worker's thread, once all have exited.
+        """
+        with self._mutex:
+            self._shutdown = True
+            if on_exit is not None:
+                self._exited.append(on_exit)
+            none_alive = self._exits == self._started
+        self._work.append(None)
+        self._signal()
+        return none_alive
