@@ -26,7 +26,14 @@ import pytest
 
 TIMEOUT = 60.0
 
-PATCH_MODULES = ["socket", "ssl", "time", "select", "selectors", "os", "subprocess", "signal", "asyncio"]
+# The flags of patch_all, in the order it applies them.
+PATCH_FLAGS = [
+    "socket", "ssl", "time", "select", "selectors", "os", "subprocess", "signal", "thread", "queue", "asyncio",
+]  # fmt: skip
+# The standard modules those flags patch (``thread`` patches ``_thread`` and ``threading``).
+PATCHED_MODULES = sorted([f for f in PATCH_FLAGS if f != "thread"] + ["_thread", "threading"])
+# The flags whose patch function patches the standard module of the same name.
+PATCH_MODULES = [f for f in PATCH_FLAGS if f not in ("thread", "queue")]
 
 
 def run_python(
@@ -90,9 +97,9 @@ def test_patch_all_returns_the_modules_it_patched_and_is_idempotent(tmp_path: Pa
         """,
     )
     got = values(lines)
-    assert got["first"].split(",") == PATCH_MODULES
+    assert got["first"].split(",") == PATCH_FLAGS
     assert got["second"] == "|"
-    assert sorted(got["patched"].split(",")) == sorted(PATCH_MODULES)
+    assert sorted(got["patched"].split(",")) == PATCHED_MODULES
     assert set(got["each"].split(",")) == {"True"}
 
 
@@ -113,7 +120,7 @@ def test_patch_all_with_flags_patches_only_those_and_then_the_rest(tmp_path: Pat
         """,
     )
     got = values(lines)
-    assert got["first"].split(",") == ["time", "select", "selectors", "os", "subprocess", "signal"]
+    assert got["first"].split(",") == ["time", "select", "selectors", "os", "subprocess", "signal", "thread", "queue"]
     assert got["socket_unpatched"] == "True"
     assert got["second"].split(",") == ["socket", "ssl", "asyncio"]
     assert got["socket_patched"] == "True"
@@ -494,7 +501,7 @@ def test_run_script_as_main_with_its_arguments(tmp_path: Path) -> None:
     got = values(proc.stdout.splitlines())
     assert got["name"] == "__main__"
     assert eval(got["argv"]) == [str(script), "one", "--two", "-m", "3"]
-    assert sorted(got["patched"].split(",")) == sorted(PATCH_MODULES)
+    assert sorted(got["patched"].split(",")) == PATCHED_MODULES
     assert got["sleep_green"] == "True"
 
 
@@ -550,7 +557,7 @@ def test_run_module_as_main_with_its_arguments(tmp_path: Path, target: str) -> N
     expected_file = "tool.py" if target == "mypkg.tool" else "__main__.py"
     assert argv[0] == str(lib / "mypkg" / expected_file), argv
     assert argv[1:] == ["a", "-b", "c"]
-    assert sorted(got["patched"].split(",")) == sorted(PATCH_MODULES)
+    assert sorted(got["patched"].split(",")) == PATCHED_MODULES
     assert got["sleep_green"] == "True"
 
 

@@ -36,6 +36,10 @@ from .hub import BlockingInHubError, Waiter, get_hub, in_hub, throw_into
 __all__ = ["Greenlet", "joinall", "killall", "spawn", "spawn_later"]
 
 _PENDING, _CANCELLED, _FINISHED = "PENDING", "CANCELLED", "FINISHED"
+
+# Called with each green task that ends (the thread patcher forgets its
+# threading._DummyThread there).  Empty unless something registered.
+exit_hooks: list[Callable[[Any], None]] = []
 _counter = itertools.count(1)
 
 
@@ -174,6 +178,8 @@ class Greenlet(greenlet):
         self._exc = exc
         self._state = _FINISHED
         self._hub.tasks.discard(self)
+        for hook in exit_hooks:
+            hook(self)
         if exc is not None:
             if self._callbacks:
                 # Someone waits: they may retrieve it; if nobody does, it is
@@ -191,6 +197,8 @@ class Greenlet(greenlet):
         self._exc = exc if isinstance(exc, asyncio.CancelledError) else asyncio.CancelledError()
         self._state = _CANCELLED
         self._hub.tasks.discard(self)
+        for hook in exit_hooks:
+            hook(self)
         self._schedule_callbacks()
 
     def _schedule_callbacks(self) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .. import socket as _gsocket
 from .. import ssl as _gssl
-from . import greenos, greenselect
-from .registry import apply, is_patched, patched_modules
+from . import greenos, greenselect, greenthread
+from .registry import apply, is_patched
 
 __all__ = [
     "patch_all",
@@ -24,6 +24,8 @@ __all__ = [
     "patch_socket",
     "patch_ssl",
     "patch_subprocess",
+    "patch_thread",
+    "patch_queue",
     "patch_time",
 ]
 
@@ -101,6 +103,68 @@ def patch_subprocess() -> bool:
     )
 
 
+def patch_thread() -> bool:
+    """``threading`` and ``_thread``: threads become green tasks, locks green locks, ``local`` task-local.
+
+    As gevent's ``patch_thread``: ``threading.Thread`` runs its target in a
+    green task, ``Lock``/``RLock``/``Condition``/``Event``/``Semaphore`` block
+    only the current green task, ``threading.local`` is per green task, and
+    ``get_ident`` tells green tasks apart.  The loop's own default executor
+    keeps real threads.
+    """
+    import sys
+    import threading
+
+    if sys.version_info >= (3, 13):
+        raise NotImplementedError(
+            "treadle.monkey.patch_thread does not support Python 3.13's threading (start_joinable_thread) yet"
+        )
+    from _threading_local import local as green_local
+
+    from ..green import task as green_task
+
+    done = apply(
+        "_thread",
+        {
+            "start_new_thread": greenthread.start_new_thread,
+            "start_new": greenthread.start_new_thread,
+            "allocate_lock": greenthread.allocate_lock,
+            "allocate": greenthread.allocate_lock,
+            "LockType": greenthread.GreenLock,
+            "get_ident": greenthread.get_ident,
+            "_set_sentinel": greenthread._set_sentinel,
+            "_local": green_local,
+            "RLock": threading._PyRLock,  # type: ignore[attr-defined]
+        },
+    )
+    apply(
+        "threading",
+        {
+            "_start_new_thread": greenthread.start_new_thread,
+            "_allocate_lock": greenthread.allocate_lock,
+            "Lock": greenthread.allocate_lock,
+            "_set_sentinel": greenthread._set_sentinel,
+            "get_ident": greenthread.get_ident,
+            "_CRLock": None,
+            "local": green_local,
+        },
+    )
+    if greenthread.green_exit not in green_task.exit_hooks:
+        green_task.exit_hooks.append(greenthread.green_exit)
+    return done
+
+
+def patch_queue() -> bool:
+    """``queue``: ``SimpleQueue`` becomes the pure-Python one, built on (green) ``threading`` locks.
+
+    ``Queue``, ``LifoQueue`` and ``PriorityQueue`` need nothing more than the
+    thread patch: they use ``threading``'s locks and conditions.
+    """
+    import queue
+
+    return apply("queue", {"SimpleQueue": queue._PySimpleQueue})  # type: ignore[attr-defined]
+
+
 def patch_signal() -> bool:
     """``signal``: nothing to replace; recorded so that ``is_patched('signal')`` is true.
 
@@ -130,6 +194,8 @@ _PATCHES = {
     "os": patch_os,
     "subprocess": patch_subprocess,
     "signal": patch_signal,
+    "thread": patch_thread,
+    "queue": patch_queue,
     "asyncio": patch_asyncio,
 }
 
@@ -138,7 +204,7 @@ def patch_all(**flags: bool) -> list[str]:
     """Patch every module (or those whose flag is true; ``module=False`` leaves one out).
 
     Flags: ``socket``, ``ssl``, ``time``, ``select``, ``selectors``, ``os``,
-    ``subprocess``, ``signal``, ``asyncio``.  Unknown flags raise ``TypeError``.
+    ``subprocess``, ``signal``, ``thread``, ``queue``, ``asyncio``.  Unknown flags raise ``TypeError``.
     Idempotent.  Returns the names of the modules patched by this call.
     """
     unknown = sorted(set(flags) - set(_PATCHES))
@@ -147,8 +213,4 @@ def patch_all(**flags: bool) -> list[str]:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"patch_all() flag {name}= must be True or False, got {value!r}")
-    before = set(patched_modules())
-    for name, patch in _PATCHES.items():
-        if flags.get(name, True):
-            patch()
-    return [name for name in _PATCHES if name not in before and is_patched(name)]
+    return [name for name, patch in _PATCHES.items() if flags.get(name, True) and patch()]

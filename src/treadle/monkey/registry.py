@@ -42,11 +42,17 @@ def _warn(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=level)
 
 
+_FLAG_MODULES = {"thread": "threading"}
+
+
 def is_patched(module_name: str) -> bool:
-    """True if the patcher replaced something in the standard module ``module_name``."""
+    """True if the patcher replaced something in the standard module ``module_name``.
+
+    The flag name ``thread`` is accepted for ``threading``.
+    """
     if not isinstance(module_name, str):
         raise TypeError(f"is_patched() takes a module name, got {module_name!r}")
-    return module_name in _originals
+    return _FLAG_MODULES.get(module_name, module_name) in _originals
 
 
 def patched_modules() -> list[str]:

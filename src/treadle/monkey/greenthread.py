@@ -1,0 +1,230 @@
+"""Green ``_thread``: threads that are green tasks, locks that block only a green task.
+
+Owns: :class:`GreenLock` (``_thread.lock``'s interface), :func:`start_new_thread`
+(the body runs as a green task), :func:`get_ident` (a green task's identity),
+:func:`_set_sentinel` (the lock ``threading.Thread.join`` waits on, released
+when the green thread ends), and :func:`green_exit` (forget the
+``threading._DummyThread`` of a green task that ended).
+
+Never: lets a lock wait block the loop's thread: a contended ``acquire`` from
+green code switches to the hub; from the hub itself (async code, a callback)
+it raises ``BlockingInHubError``.  A lock is safe across OS threads too: its
+state is guarded by a real lock, and a waiter in another thread is woken
+through its own loop's ``call_soon_threadsafe``.
+
+Discussion: ``get_ident`` returns the OS thread's identity in a thread's root
+greenlet (so ``threading.main_thread()`` stays the main greenlet) and the
+green task's ``id`` elsewhere.  Releasing a lock wakes the first waiter; the
+waiter takes the lock if it is still free when it runs (a task that comes in
+between may take it first, as with ``_thread.lock``).  A woken waiter that
+gives up (timeout, cancellation) passes the wake-up on, so none is lost.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import collections
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from greenlet import getcurrent, greenlet
+
+from ..green.hub import BlockingInHubError, Waiter, get_hub, in_hub
+from ..green.task import Greenlet
+
+__all__ = ["GreenLock", "green_exit", "get_ident", "start_new_thread"]
+
+_real_get_ident = _thread.get_ident
+_real_lock = _thread.allocate_lock
+_TIMEOUT = object()
+TIMEOUT_MAX = _thread.TIMEOUT_MAX
+
+
+def get_ident() -> int:
+    """The current "thread": the OS thread in its root greenlet, else the green task."""
+    current = getcurrent()
+    if current.parent is None:
+        return _real_get_ident()
+    return id(current)
+
+
+def _wake(waiter: Waiter, loop: Any) -> None:
+    """Wake ``waiter`` on its own loop, from whichever thread releases."""
+    try:
+        if loop._thread_id == _real_get_ident() or loop._thread_id is None:
+            loop.call_soon(waiter.switch, None)
+        else:
+            loop.call_soon_threadsafe(waiter.switch, None)
+    except RuntimeError:
+        pass  # that loop is closed: its waiter is gone with it
+
+
+class GreenLock:
+    """``_thread.lock`` for green tasks: ``acquire`` switches instead of blocking the thread."""
+
+    __slots__ = ("_locked", "_waiters", "_guard", "__weakref__")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: collections.deque[tuple[Waiter, Any]] = collections.deque()
+        self._guard = _real_lock()
+
+    def __repr__(self) -> str:
+        state = "locked" if self._locked else "unlocked"
+        return f"<{state} treadle.monkey.GreenLock object at {id(self):#x}>"
+
+    def locked(self) -> bool:
+        return self._locked
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout != -1:
+            if not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number, got {type(timeout).__name__}")
+            if math.isnan(timeout) or timeout < 0:
+                raise ValueError("timeout value must be a non-negative number")
+            if timeout > TIMEOUT_MAX:
+                raise OverflowError("timeout value is too large")
+        with self._guard:
+            if not self._locked:
+                self._locked = True
+                return True
+        if not blocking:
+            return False
+        return self._wait(None if timeout == -1 else float(timeout))
+
+    def _wait(self, timeout: float | None) -> bool:
+        if in_hub():
+            raise BlockingInHubError(
+                "a green lock (threading.Lock under treadle.monkey) is held by a green task and was "
+                "acquired from the event loop itself (async code or a callback), which would stop the loop: "
+                "use an asyncio lock in async code, or run the code that needs it in a green task"
+            )
+        loop = get_hub().loop
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            waiter = Waiter()
+            entry = (waiter, loop)
+            with self._guard:
+                if not self._locked:
+                    self._locked = True
+                    return True
+                self._waiters.append(entry)
+            timer = None
+            if deadline is not None:
+                timer = loop.call_later(max(deadline - loop.time(), 0), waiter.switch, _TIMEOUT)
+            got = False
+            try:
+                result = waiter.wait("a lock")
+                if result is not _TIMEOUT:
+                    with self._guard:
+                        if not self._locked:
+                            self._locked = True
+                            got = True
+                if got:
+                    return True
+                if result is _TIMEOUT:
+                    return False
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if not got:
+                    self._give_up(entry)
+
+    def _give_up(self, entry: tuple[Waiter, Any]) -> None:
+        """A waiter leaves without the lock: if it held the wake-up, pass it on."""
+        with self._guard:
+            try:
+                self._waiters.remove(entry)
+                return  # never woken: nothing to pass on
+            except ValueError:
+                pass
+            nxt = self._waiters.popleft() if (self._waiters and not self._locked) else None
+        if nxt is not None:
+            _wake(*nxt)
+
+    def release(self) -> None:
+        with self._guard:
+            if not self._locked:
+                raise RuntimeError("release unlocked lock")
+            self._locked = False
+            nxt = self._waiters.popleft() if self._waiters else None
+        if nxt is not None:
+            _wake(*nxt)
+
+    def _at_fork_reinit(self) -> None:
+        self._locked = False
+        self._waiters.clear()
+        self._guard = _real_lock()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+
+def allocate_lock() -> GreenLock:
+    return GreenLock()
+
+
+# The locks threading.Thread.join() waits on, by green thread, released when it ends.
+_sentinels: dict[greenlet, GreenLock] = {}
+
+
+def _set_sentinel() -> GreenLock:
+    lock = GreenLock()
+    _sentinels[getcurrent()] = lock
+    return lock
+
+
+def _run_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        function(*args, **kwargs)
+    except (SystemExit, asyncio.CancelledError):
+        pass  # the thread ends quietly, as a real one does on SystemExit
+    except BaseException:
+        # As _thread does for an exception no one catches in a thread.
+        sys.unraisablehook(_Unraisable(sys.exc_info(), f"Exception ignored in thread started by {function!r}"))  # type: ignore[arg-type]
+    finally:
+        lock = _sentinels.pop(getcurrent(), None)
+        if lock is not None and lock.locked():
+            lock.release()
+
+
+class _Unraisable:
+    def __init__(self, info: Any, message: str) -> None:
+        self.exc_type, self.exc_value, self.exc_traceback = info
+        self.err_msg = message
+        self.object = None
+
+
+def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> int:
+    """``_thread.start_new_thread``: run ``function(*args, **kwargs)`` as a green task; return its ident."""
+    if not callable(function):
+        raise TypeError("first arg must be callable")
+    if not isinstance(args, tuple):
+        raise TypeError("2nd arg must be a tuple")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError("optional 3rd arg must be a dictionary")
+    task = Greenlet(_run_thread, function, args, kwargs or {})
+    task.start()
+    return id(task)
+
+
+def green_exit(task: Greenlet) -> None:
+    """Forget the ``threading._DummyThread`` made for a green task that has ended."""
+    import threading
+
+    active = threading._active  # type: ignore[attr-defined]
+    dummy = active.get(id(task))
+    if dummy is not None and isinstance(dummy, threading._DummyThread):  # type: ignore[attr-defined]
+        del active[id(task)]
