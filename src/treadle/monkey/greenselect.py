@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import select as _stdselect
 import selectors as _stdselectors
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from .._core.poller import fileobj_to_fd as fd_of
@@ -69,25 +69,36 @@ def _check_timeout(timeout: Any) -> float | None:
     return float(timeout)
 
 
-def select(
-    rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: Any = None
-) -> tuple[list[Any], list[Any], list[Any]]:
+def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None) -> tuple[list[Any], list[Any], list[Any]]:
     """``select.select`` that waits on the hub."""
     timeout = _check_timeout(timeout)
-    rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
+    # The lists as given to the first (non-waiting) call, as the standard one
+    # sees them; only iterators are turned into lists first, to be read twice.
+    rlist, wlist, xlist = (x if isinstance(x, (list, tuple)) else list(x) for x in (rlist, wlist, xlist))
     ready = _select(rlist, wlist, xlist, 0)
     if ready[0] or ready[1] or ready[2] or timeout == 0:
         return ready
-    _wait_any((fd_of(f) for f in rlist + xlist), (fd_of(f) for f in wlist), timeout, "select()")
+    _wait_any((fd_of(f) for f in list(rlist) + list(xlist)), (fd_of(f) for f in wlist), timeout, "select()")
     return _select(rlist, wlist, xlist, 0)
 
 
-class poll:  # noqa: N801 - the standard name
-    """``select.poll()`` whose ``poll`` waits on the hub (timeout in milliseconds)."""
+class _GreenPoll:
+    """A ``select.poll()`` object whose ``poll`` waits on the hub (timeout in milliseconds)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_poll", "_fds")
+    _poll: Any
+    _fds: dict[int, int]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GreenPoll:
+        # As the standard type: instances come from select.poll() only.
+        raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
+
+    @classmethod
+    def _make(cls) -> _GreenPoll:
+        self = object.__new__(cls)
         self._poll = _poll()
-        self._fds: dict[int, int] = {}
+        self._fds = {}
+        return self
 
     def register(self, fd: Any, eventmask: int = _POLLIN | _POLLOUT) -> None:
         fd = fd_of(fd)
@@ -112,91 +123,32 @@ class poll:  # noqa: N801 - the standard name
                 timeout = None
         ready = self._poll.poll(0)
         if ready or timeout == 0:
-            return ready
+            return ready  # type: ignore[no-any-return]
         readers = [fd for fd, mask in self._fds.items() if mask & _POLLIN]
         writers = [fd for fd, mask in self._fds.items() if mask & _POLLOUT]
         _wait_any(readers, writers, None if timeout is None else timeout / 1000.0, "poll()")
-        return self._poll.poll(0)
+        return self._poll.poll(0)  # type: ignore[no-any-return]
 
 
-class GreenSelector(_stdselectors.BaseSelector):
-    """A ``selectors`` selector whose ``select`` waits on the hub (the patched ``DefaultSelector``)."""
+def poll() -> _GreenPoll:
+    """``select.poll()``: a polling object whose ``poll`` waits on the hub."""
+    return _GreenPoll._make()
 
-    def __init__(self) -> None:
-        self._keys: dict[int, _stdselectors.SelectorKey] = {}
-        self._poll = _poll()
 
-    def register(self, fileobj: Any, events: int, data: Any = None) -> _stdselectors.SelectorKey:
-        if not events or events & ~(_stdselectors.EVENT_READ | _stdselectors.EVENT_WRITE):
-            raise ValueError(f"Invalid events: {events!r}")
-        fd = fd_of(fileobj)
-        if fd in self._keys:
-            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        key = _stdselectors.SelectorKey(fileobj, fd, events, data)
-        mask = (_POLLIN if events & _stdselectors.EVENT_READ else 0) | (
-            _POLLOUT if events & _stdselectors.EVENT_WRITE else 0
-        )
-        self._poll.register(fd, mask)
-        self._keys[fd] = key
-        return key
-
-    def unregister(self, fileobj: Any) -> _stdselectors.SelectorKey:
-        fd = self._fd_for(fileobj)
-        try:
-            key = self._keys.pop(fd)
-        except KeyError:
-            raise KeyError(f"{fileobj!r} is not registered") from None
-        try:
-            self._poll.unregister(fd)
-        except (KeyError, OSError):
-            pass
-        return key
-
-    def _fd_for(self, fileobj: Any) -> int:
-        try:
-            return fd_of(fileobj)
-        except ValueError:
-            for key in self._keys.values():
-                if key.fileobj is fileobj:
-                    return key.fd
-            raise
+class GreenSelector(_stdselectors.PollSelector):
+    """``selectors.PollSelector`` whose ``select`` waits on the hub (the patched ``DefaultSelector``)."""
 
     def select(self, timeout: float | None = None) -> list[tuple[_stdselectors.SelectorKey, int]]:
-        if timeout is not None:
-            timeout = max(timeout, 0.0)
-        ready = self._poll.poll(0)
-        if not ready and timeout != 0 and self._keys:
-            readers = [k.fd for k in self._keys.values() if k.events & _stdselectors.EVENT_READ]
-            writers = [k.fd for k in self._keys.values() if k.events & _stdselectors.EVENT_WRITE]
+        ready = super().select(0)
+        if ready or (timeout is not None and timeout <= 0):
+            return ready
+        keys = list(self.get_map().values())
+        readers = [k.fd for k in keys if k.events & _stdselectors.EVENT_READ]
+        writers = [k.fd for k in keys if k.events & _stdselectors.EVENT_WRITE]
+        if readers or writers:
             _wait_any(readers, writers, timeout, "selector.select()")
-            ready = self._poll.poll(0)
-        elif not ready and timeout != 0 and timeout is not None:
+        elif timeout is not None:
             from ..green.bridge import sleep
 
             sleep(timeout)
-        result = []
-        for fd, mask in ready:
-            key = self._keys.get(fd)
-            if key is None:
-                continue
-            events = 0
-            if mask & (_POLLIN | _stdselect.POLLHUP | _stdselect.POLLERR):
-                events |= _stdselectors.EVENT_READ
-            if mask & (_POLLOUT | _stdselect.POLLHUP | _stdselect.POLLERR):
-                events |= _stdselectors.EVENT_WRITE
-            events &= key.events
-            if events:
-                result.append((key, events))
-        return result
-
-    def get_key(self, fileobj: Any) -> _stdselectors.SelectorKey:
-        try:
-            return self._keys[self._fd_for(fileobj)]
-        except KeyError:
-            raise KeyError(f"{fileobj!r} is not registered") from None
-
-    def get_map(self) -> Mapping[Any, _stdselectors.SelectorKey]:
-        return dict(self._keys)
-
-    def close(self) -> None:
-        self._keys.clear()
+        return super().select(0)

@@ -9,6 +9,9 @@ twice (a second call is a no-op that returns False).
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 from .. import socket as _gsocket
 from .. import ssl as _gssl
 from . import greenos, greenselect, greenthread
@@ -213,4 +216,13 @@ def patch_all(**flags: bool) -> list[str]:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"patch_all() flag {name}= must be True or False, got {value!r}")
+    if sys.version_info >= (3, 13) and "thread" not in flags:
+        # patch_thread does not support 3.13's threading yet: leave threading
+        # (and queue, which builds on it) alone rather than fail, and say so.
+        warnings.warn(
+            "treadle.monkey.patch_all: threading and queue are left unpatched on Python 3.13+ (not supported yet)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        flags = {**flags, "thread": False, "queue": flags.get("queue", False)}
     return [name for name, patch in _PATCHES.items() if flags.get(name, True) and patch()]
