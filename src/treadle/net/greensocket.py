@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _socket
 import errno
+import io
 import os
 import socket as _stdsocket
 from time import monotonic as _monotonic
@@ -251,11 +252,52 @@ class socket(_StdSocket):
                 pass
             _wait_until(self, True, deadline)
 
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        # The standard implementation waits with selectors on a blocking
-        # socket; the portable fallback goes through our send(), which waits
-        # cooperatively.
-        return self._sendfile_use_send(file, offset, count)  # type: ignore[attr-defined,no-any-return]
+    def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        # The standard version waits with a blocking PollSelector; this one
+        # waits on the hub.  socket.sendfile() calls it, and falls back to
+        # send() when it gives up (_GiveupOnSendfile), as the standard does.
+        self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
+        sockno = self.fileno()
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise _stdsocket._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError as err:
+            raise _stdsocket._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+        if not fsize:
+            return 0
+        blocksize = min(count or fsize, 2**30)
+        timeout = self._timeout
+        if timeout == 0:
+            raise ValueError("non-blocking sockets are not supported")
+        deadline = None if timeout is None else _monotonic() + timeout
+        total_sent = 0
+        try:
+            while True:
+                if count:
+                    blocksize = count - total_sent
+                    if blocksize <= 0:
+                        break
+                try:
+                    sent = os.sendfile(sockno, fileno, offset, blocksize)
+                except _BLOCKING:
+                    _wait_until(self, True, deadline)
+                    continue
+                except OSError as err:
+                    if total_sent == 0:
+                        # Not a regular file, say: let sendfile() fall back to send().
+                        raise _stdsocket._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+                    raise
+                if sent == 0:
+                    break  # end of file
+                offset += sent
+                total_sent += sent
+            return total_sent
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset)
 
     # -- connecting and accepting --------------------------------------------------
 
