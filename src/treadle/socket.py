@@ -19,6 +19,8 @@ from typing import Any
 from .net import dns as _dns
 from .net import greensocket as _green
 
+_std_create_server = _stdsocket.create_server  # bound now: the patcher replaces the module's
+
 # The standard namespace first (constants, exceptions, helpers), then the
 # cooperative replacements over it.
 globals().update({k: v for k, v in vars(_stdsocket).items() if not k.startswith("__")})
@@ -49,7 +51,7 @@ def create_server(
     host, port = address[0], address[1]
     if not _dns._is_numeric_host(host) and host != "":
         address = _dns.getaddrinfo(host, port, family, _stdsocket.SOCK_STREAM, 0, _stdsocket.AI_PASSIVE)[0][4]
-    sock = _stdsocket.create_server(
+    sock = _std_create_server(
         address, family=family, backlog=backlog, reuse_port=reuse_port, dualstack_ipv6=dualstack_ipv6
     )
     return _green.socket(sock.family, sock.type, sock.proto, sock.detach())

@@ -32,6 +32,7 @@ from .greenssl import green_context
 __all__ = ["StreamServer"]
 
 logger = logging.getLogger("treadle")
+_std_create_server = _stdsocket.create_server  # bound now: the patcher replaces the module's
 
 
 class StreamServer:
@@ -125,7 +126,7 @@ class StreamServer:
             family, _type, _proto, _canon, sockaddr = dns.getaddrinfo(
                 host, port, 0, _stdsocket.SOCK_STREAM, 0, _stdsocket.AI_PASSIVE
             )[0]
-            raw = _stdsocket.create_server(sockaddr, family=family, backlog=self.backlog)
+            raw = _std_create_server(sockaddr, family=family, backlog=self.backlog)
             self._socket = self._adopt(raw)
         else:
             self._socket.listen(self.backlog)
