@@ -25,7 +25,7 @@ _std_create_server = _stdsocket.create_server  # bound now: the patcher replaces
 # cooperative replacements over it.
 globals().update({k: v for k, v in vars(_stdsocket).items() if not k.startswith("__")})
 
-socket = SocketType = _green.socket
+socket = _green.socket  # SocketType stays the standard _socket.socket
 create_connection = _green.create_connection
 socketpair = _green.socketpair
 fromfd = _green.fromfd

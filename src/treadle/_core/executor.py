@@ -14,8 +14,10 @@ workers' exit through a future, then joins threads that have finished.
 
 Discussion: a worker waits for work on a real lock used as a binary
 semaphore; the queue itself is a deque (its append and popleft are atomic).
-Threads are started on demand up to ``max_workers`` and stay until shutdown,
-as ``concurrent.futures.ThreadPoolExecutor``'s do.
+Threads are started on demand up to ``max_workers``; a worker idle for
+``_IDLE_SECONDS`` exits, so a program that resolved one host name does not keep
+a thread for ever.  Work is queued before the idle count is read, under the
+same mutex as a worker's decision to leave, so no work is left without a worker.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = ["ThreadPool"]
 
 _start_new_thread = _thread.start_new_thread
 _allocate_lock = _thread.allocate_lock
+_IDLE_SECONDS = 5.0  # a worker with nothing to do for this long exits
 
 
 def _threading_is_real() -> bool:
@@ -136,9 +139,11 @@ class ThreadPool:
             while True:
                 with self._mutex:
                     self._idle += 1
-                self._available.acquire()
+                got = self._available.acquire(timeout=_IDLE_SECONDS)
                 with self._mutex:
                     self._idle -= 1
+                    if not got and not self._work:
+                        return  # idle too long: leave (a new worker starts when work comes)
                 try:
                     work = self._work.popleft()
                 except IndexError:

@@ -34,7 +34,6 @@ __all__ = [
 
 _SOCKET_NAMES = (
     "socket",
-    "SocketType",
     "create_connection",
     "create_server",
     "socketpair",

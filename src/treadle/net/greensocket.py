@@ -34,6 +34,8 @@ _timeout_error = _stdsocket.timeout  # TimeoutError on 3.10+; "timed out" as the
 _base = _socket.socket  # the C type: its methods are the raw system calls
 _StdSocket = _stdsocket.socket  # the standard class, bound before any patching
 _BLOCKING = (BlockingIOError, InterruptedError)
+_DONTWAIT = getattr(_stdsocket, "MSG_DONTWAIT", 0)
+_NO_ADDRESS = object()
 
 
 def _closed_error() -> OSError:
@@ -144,12 +146,14 @@ class socket(_StdSocket):
             if value != value or value < 0:
                 raise ValueError("Timeout value out of range")
             value = float(value)
+        _base.settimeout(self, 0.0)  # an invalid descriptor raises, as the standard call does
         self._timeout = value
 
     def gettimeout(self) -> float | None:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
+        _base.setblocking(self, False)  # an invalid descriptor raises, as the standard call does
         self._timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
@@ -186,9 +190,13 @@ class socket(_StdSocket):
     # -- waiting helpers -----------------------------------------------------------
 
     def _io(self, write: bool, op: Any, *args: Any) -> Any:
-        """Call ``op(*args)``; while it would block and the timeout allows, wait and retry."""
+        """Call ``op(*args)``; while it would block and the timeout allows, wait and retry.
+
+        The last argument of every operation passed here is its ``flags``;
+        with ``MSG_DONTWAIT`` the caller asked not to wait, as on any socket.
+        """
         timeout = self._timeout
-        if timeout == 0.0:
+        if timeout == 0.0 or (args[-1].__class__ is int and args[-1] & _DONTWAIT):
             return op(*args)
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
@@ -223,9 +231,11 @@ class socket(_StdSocket):
     def send(self, data: Any, flags: int = 0) -> int:
         return self._io(True, _base.send, self, data, flags)  # type: ignore[no-any-return]
 
-    def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
-        if address is None:
+    def sendto(self, data: Any, flags_or_address: Any, address: Any = _NO_ADDRESS) -> int:
+        if address is _NO_ADDRESS:
             return self._io(True, _base.sendto, self, data, flags_or_address)  # type: ignore[no-any-return]
+        if flags_or_address & _DONTWAIT:
+            return _base.sendto(self, data, flags_or_address, address)  # type: ignore[no-any-return]
         return self._io(True, _base.sendto, self, data, flags_or_address, address)  # type: ignore[no-any-return]
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
@@ -302,7 +312,13 @@ class socket(_StdSocket):
     # -- connecting and accepting --------------------------------------------------
 
     def _resolve(self, address: Any) -> Any:
-        if self.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6) and isinstance(address, tuple):
+        if (
+            self.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6)
+            and isinstance(address, tuple)
+            and len(address) >= 2
+            and isinstance(address[1], int)
+            and 0 <= address[1] <= 65535
+        ):
             host = address[0]
             if not dns._is_numeric_host(host):
                 info = dns.getaddrinfo(host, address[1], self.family, self.type, self.proto)
@@ -355,6 +371,12 @@ class socket(_StdSocket):
         return sock
 
 
+def _socket_class() -> Any:
+    """The class to make sockets with: the socket module's, if something replaced it, else ours."""
+    cls = _stdsocket.socket
+    return socket if cls is _StdSocket else cls
+
+
 def create_connection(
     address: tuple[str, int],
     timeout: Any = _stdsocket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
@@ -368,7 +390,7 @@ def create_connection(
     for family, type_, proto, _canon, sa in dns.getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM):
         sock = None
         try:
-            sock = socket(family, type_, proto)
+            sock = _socket_class()(family, type_, proto)
             if timeout is not _stdsocket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
                 sock.settimeout(timeout)
             if source_address:
