@@ -35,7 +35,6 @@ _base = _socket.socket  # the C type: its methods are the raw system calls
 _StdSocket = _stdsocket.socket  # the standard class, bound before any patching
 _BLOCKING = (BlockingIOError, InterruptedError)
 _DONTWAIT = getattr(_stdsocket, "MSG_DONTWAIT", 0)
-_NO_ADDRESS = object()
 
 
 def _closed_error() -> OSError:
@@ -231,12 +230,15 @@ class socket(_StdSocket):
     def send(self, data: Any, flags: int = 0) -> int:
         return self._io(True, _base.send, self, data, flags)  # type: ignore[no-any-return]
 
-    def sendto(self, data: Any, flags_or_address: Any, address: Any = _NO_ADDRESS) -> int:
-        if address is _NO_ADDRESS:
-            return self._io(True, _base.sendto, self, data, flags_or_address)  # type: ignore[no-any-return]
-        if flags_or_address & _DONTWAIT:
-            return _base.sendto(self, data, flags_or_address, address)  # type: ignore[no-any-return]
-        return self._io(True, _base.sendto, self, data, flags_or_address, address)  # type: ignore[no-any-return]
+    def sendto(self, data: Any, *args: Any) -> int:
+        """``sendto(data, address)`` or ``sendto(data, flags, address)``, as the standard socket."""
+        if len(args) == 1:
+            return self._io(True, _base.sendto, self, data, args[0])  # type: ignore[no-any-return]
+        if len(args) != 2:
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
+        if isinstance(args[0], int) and args[0] & _DONTWAIT:
+            return _base.sendto(self, data, *args)  # type: ignore[no-any-return]
+        return self._io(True, _base.sendto, self, data, *args)  # type: ignore[no-any-return]
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
         if address is None:
