@@ -15,6 +15,7 @@ from treadle import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import faulthandler  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -32,11 +33,28 @@ def _iter_tests(suite: unittest.TestSuite):  # type: ignore[no-untyped-def]
             yield item
 
 
+class _TimedResult(unittest.TextTestResult):
+    """Dumps every thread's stack and exits if one test runs past the limit."""
+
+    limit = 60.0
+
+    def startTest(self, test: unittest.TestCase) -> None:
+        faulthandler.dump_traceback_later(self.limit, exit=True)
+        if os.environ.get("TREADLE_TRACE_TESTS"):
+            sys.stderr.write(f"[start] {test.id()}\n")
+        super().startTest(test)
+
+    def stopTest(self, test: unittest.TestCase) -> None:
+        faulthandler.cancel_dump_traceback_later()
+        super().stopTest(test)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
     parser.add_argument("--json")
     parser.add_argument("-v", action="store_true")
+    parser.add_argument("--per-test-timeout", type=float, default=60.0)
     args = parser.parse_args()
     from test import support
 
@@ -56,7 +74,9 @@ def main() -> int:
             continue
         kept.addTest(test)
     stream = sys.stderr if args.v else open(os.devnull, "w")
-    result = unittest.TextTestRunner(stream=stream, verbosity=2 if args.v else 0).run(kept)
+    _TimedResult.limit = args.per_test_timeout
+    runner = unittest.TextTestRunner(stream=stream, verbosity=2 if args.v else 0, resultclass=_TimedResult)
+    result = runner.run(kept)
     failed = [t.id() for t, _ in result.failures + result.errors]
     passed = result.testsRun - len(failed) - len(result.skipped) - len(result.unexpectedSuccesses)
     print(

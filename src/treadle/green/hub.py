@@ -49,6 +49,7 @@ __all__ = [
     "NeverWokenError",
     "Waiter",
     "cancel_green_tasks",
+    "current_hub",
     "get_hub",
     "in_hub",
     "switch_to_hub",
@@ -82,10 +83,13 @@ def _root(glet: greenlet) -> greenlet:
 class Hub:
     """A thread's treadle loop and the greenlet that runs it."""
 
-    __slots__ = ("loop", "glet", "waiters", "tasks")
+    __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits")
 
     def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
+        from .fdwait import FdWaits  # it builds on this module's Waiter
+
         self.loop = loop
+        self.fdwaits = FdWaits(loop)  # green waits on descriptors
         self.glet = glet  # the greenlet that runs loop.run_forever(), if known
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
         self.tasks: set[Any] = set()  # green tasks started and not yet done
@@ -165,6 +169,14 @@ def get_hub() -> Hub:
     if hub is None or hub.loop.is_closed():
         hub = Hub(new_event_loop(), None)
         _local.hub = hub
+    return hub
+
+
+def current_hub() -> Hub | None:
+    """This thread's hub if it has one with an open loop; never makes one."""
+    hub: Hub | None = getattr(_local, "hub", None)
+    if hub is None or hub.loop.is_closed():
+        return None
     return hub
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._core.poller import fileobj_to_fd as fd_of
-from ..green.hub import Waiter, get_hub
+from ..green.hub import get_hub
 
 __all__ = ["GreenSelector", "poll", "select"]
 
@@ -32,31 +32,7 @@ _POLLOUT = _stdselect.POLLOUT
 
 def _wait_any(readers: Iterable[int], writers: Iterable[int], timeout: float | None, what: str) -> None:
     """Switch to the hub until one of the descriptors is ready or ``timeout`` (s) passes."""
-    loop = get_hub().loop
-    waiter = Waiter()
-    readers = list(dict.fromkeys(readers))
-    writers = list(dict.fromkeys(writers))
-    added_r: list[int] = []
-    added_w: list[int] = []
-    timer = None
-    try:
-        for fd in readers:
-            loop._add_reader(fd, waiter.switch)
-            added_r.append(fd)
-        for fd in writers:
-            loop._add_writer(fd, waiter.switch)
-            added_w.append(fd)
-        if timeout is not None:
-            timer = loop.call_later(timeout, waiter.switch)
-        waiter.wait(what)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if not loop.is_closed():
-            for fd in added_r:
-                loop._remove_reader(fd)
-            for fd in added_w:
-                loop._remove_writer(fd)
+    get_hub().fdwaits.wait(list(dict.fromkeys(readers)), list(dict.fromkeys(writers)), timeout, what)
 
 
 def _check_timeout(timeout: Any) -> float | None:

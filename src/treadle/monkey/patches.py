@@ -72,8 +72,22 @@ def patch_select() -> bool:
 
 
 def patch_selectors() -> bool:
-    """``selectors.DefaultSelector`` (and the subprocess module's selector) wait on the hub."""
-    return apply("selectors", {"DefaultSelector": greenselect.GreenSelector})
+    """``selectors``: ``DefaultSelector``, ``PollSelector`` and ``SelectSelector`` wait on the hub.
+
+    ``PollSelector`` and ``SelectSelector`` are changed in place (the poll
+    object and the select function they call), so that modules which took
+    the class before patching (``socketserver``, ``subprocess``) wait on the
+    hub too.  ``EpollSelector`` is removed, as ``select.epoll`` is.
+    """
+    return apply(
+        "selectors",
+        {
+            "DefaultSelector": greenselect.GreenSelector,
+            "PollSelector._selector_cls": staticmethod(greenselect.poll),
+            "SelectSelector._select": staticmethod(greenselect.select),
+        },
+        remove=("EpollSelector",),
+    )
 
 
 def patch_os() -> bool:

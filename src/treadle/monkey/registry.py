@@ -71,7 +71,8 @@ def get_original(module_name: str, name: str | list[str] | tuple[str, ...]) -> A
         if value is _MISSING:
             raise AttributeError(f"module {module_name!r} had no attribute {name!r} before it was patched")
         return value
-    return getattr(importlib.import_module(module_name), name)
+    owner, attr = _resolve(importlib.import_module(module_name), name)
+    return getattr(owner, attr)
 
 
 _STDLIB = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")}
@@ -99,11 +100,23 @@ def _holders(module_name: str, replaced: dict[str, Any]) -> list[str]:
     return found
 
 
+def _resolve(module: Any, name: str) -> tuple[Any, str]:
+    """The object holding ``name`` (``"attr"`` or ``"Class.attr"``) and the last part."""
+    owner = module
+    *path, last = name.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, last
+
+
 def apply(module_name: str, replacements: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
     """Replace attributes of the standard module ``module_name``; False if already patched.
 
-    All or nothing: if setting any attribute fails, the ones already set are
-    restored and the error propagates.
+    A name may be ``"Class.attr"``: the class keeps its identity and only the
+    attribute changes, so code that took the class before patching (or a
+    subclass of it) is covered too.  All or nothing: if setting any
+    attribute fails, the ones already set are restored and the error
+    propagates.
     """
     with _lock:
         if module_name in _originals:
@@ -116,24 +129,31 @@ def apply(module_name: str, replacements: dict[str, Any], remove: tuple[str, ...
         module = importlib.import_module(module_name)
         saved: dict[str, Any] = {}
         for name in (*replacements, *remove):
-            saved[name] = getattr(module, name, _MISSING)
-        holders = _holders(module_name, {n: v for n, v in saved.items() if n in replacements})
+            owner, attr = _resolve(module, name)
+            # The class's own attribute (not an inherited one), so that
+            # restoring puts back exactly what was there.
+            own = vars(owner) if isinstance(owner, type) else None
+            saved[name] = own.get(attr, _MISSING) if own is not None else getattr(owner, attr, _MISSING)
+        holders = _holders(module_name, {n: v for n, v in saved.items() if n in replacements and "." not in n})
         done: list[str] = []
         try:
             for name, value in replacements.items():
-                setattr(module, name, value)
+                owner, attr = _resolve(module, name)
+                setattr(owner, attr, value)
                 done.append(name)
             for name in remove:
-                if hasattr(module, name):
-                    delattr(module, name)
+                owner, attr = _resolve(module, name)
+                if hasattr(owner, attr):
+                    delattr(owner, attr)
                     done.append(name)
         except BaseException:
             for name in done:
+                owner, attr = _resolve(module, name)
                 if saved[name] is _MISSING:
-                    if hasattr(module, name):
-                        delattr(module, name)
+                    if attr in vars(owner):
+                        delattr(owner, attr)
                 else:
-                    setattr(module, name, saved[name])
+                    setattr(owner, attr, saved[name])
             raise
         _originals[module_name] = saved
         if holders:

@@ -25,7 +25,7 @@ import socket as _stdsocket
 from time import monotonic as _monotonic
 from typing import Any
 
-from ..green.hub import Waiter, get_hub
+from ..green.hub import current_hub, get_hub
 from . import dns
 
 __all__ = ["socket", "create_connection", "socketpair", "fromfd", "wait_readable", "wait_writable"]
@@ -42,13 +42,13 @@ def _closed_error() -> OSError:
 
 
 class _Waits:
-    """The waiters of one socket, one per direction."""
+    """Whether a green task waits to read from (write to) one socket."""
 
     __slots__ = ("read", "write")
 
     def __init__(self) -> None:
-        self.read: Waiter | None = None
-        self.write: Waiter | None = None
+        self.read = False
+        self.write = False
 
 
 def _wait(sock: socket, write: bool, timeout: float | None) -> None:
@@ -57,12 +57,22 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
     if fd < 0:
         raise _closed_error()
     waits = sock._waits
-    if (waits.write if write else waits.read) is not None:
+    if waits.write if write else waits.read:
         raise RuntimeError(
             f"another green task is already waiting to {'write to' if write else 'read from'} {sock!r}: "
             "one socket direction serves one task at a time"
         )
-    _wait_fd(fd, write, timeout, waits)
+    if write:
+        waits.write = True
+    else:
+        waits.read = True
+    try:
+        _wait_fd(fd, write, timeout)
+    finally:
+        if write:
+            waits.write = False
+        else:
+            waits.read = False
 
 
 def _wait_until(sock: socket, write: bool, deadline: float | None) -> None:
@@ -86,40 +96,16 @@ def wait_writable(fileno: Any, timeout: float | None = None) -> None:
     _wait_fd(fileno if isinstance(fileno, int) else fileno.fileno(), True, timeout)
 
 
-def _wait_fd(fd: int, write: bool, timeout: float | None, waits: _Waits | None = None) -> None:
-    """The one wait of this module: register a reader (writer) that resumes us, switch, unregister."""
-    loop = get_hub().loop
-    waiter = Waiter()
-    if write:
-        loop._add_writer(fd, waiter.switch)
-    else:
-        loop._add_reader(fd, waiter.switch)
-    if waits is not None:
-        if write:
-            waits.write = waiter
-        else:
-            waits.read = waiter
-    timer = loop.call_later(timeout, waiter.throw, _timeout_error("timed out")) if timeout is not None else None
-    try:
-        waiter.wait(f"{'writable' if write else 'readable'} fd {fd}")
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if waits is not None:
-            if write:
-                waits.write = None
-            else:
-                waits.read = None
-        if not loop.is_closed():
-            # Unregister only if the registration is still ours (close() may
-            # have removed it, and the descriptor number may be reused).
-            reader, writer = loop._poller.get(fd)
-            handle = writer if write else reader
-            if handle is not None and handle._callback == waiter.switch:
-                if write:
-                    loop._remove_writer(fd)
-                else:
-                    loop._remove_reader(fd)
+def _wait_fd(fd: int, write: bool, timeout: float | None) -> None:
+    """The one wait of this module, through the hub's descriptor waits."""
+    fds = [fd]
+    get_hub().fdwaits.wait(
+        [] if write else fds,
+        fds if write else [],
+        timeout,
+        f"{'writable' if write else 'readable'} fd {fd}",
+        None if timeout is None else _timeout_error("timed out"),
+    )
 
 
 class socket(_StdSocket):
@@ -165,25 +151,20 @@ class socket(_StdSocket):
     # -- closing ---------------------------------------------------------------
 
     def _wake_waiters(self) -> None:
-        waits = self._waits
+        """The descriptor is going away: every green task waiting on it gets EBADF at once."""
         fd = _base.fileno(self)
-        for waiter, write in ((waits.read, False), (waits.write, True)):
-            if waiter is not None:
-                loop = get_hub().loop
-                if not loop.is_closed() and fd >= 0:
-                    (loop._remove_writer if write else loop._remove_reader)(fd)
-                    loop.call_soon(waiter.throw, _closed_error())
-        waits.read = waits.write = None
+        if fd >= 0:
+            hub = current_hub()
+            if hub is not None and hub.fdwaits.waiting(fd):
+                hub.fdwaits.forget(fd, _closed_error())
 
     def _real_close(self, _ss: Any = _base) -> None:
         # Called by close() once no makefile() object uses the socket.
-        if self._waits.read is not None or self._waits.write is not None:
-            self._wake_waiters()
+        self._wake_waiters()
         _ss.close(self)
 
     def detach(self) -> int:
-        if self._waits.read is not None or self._waits.write is not None:
-            self._wake_waiters()
+        self._wake_waiters()
         return _StdSocket.detach(self)
 
     # -- waiting helpers -----------------------------------------------------------
