@@ -129,10 +129,16 @@ def test_patch_all_with_flags_patches_only_those_and_then_the_rest(tmp_path: Pat
 # What each patch function must have replaced, as a check run after it (``m`` is the module).
 _EFFECT = {
     "socket": "import treadle.net.greensocket as g; ok = m.socket is g.socket and m.create_connection is not o['o']",
-    "ssl": "import treadle.ssl as g; ok = m.SSLContext is g.SSLContext and m.SSLSocket is g.SSLSocket",
+    "ssl": (
+        "import treadle.ssl as g; c = m.create_default_context(); "
+        "ok = c.sslsocket_class is g.SSLSocket and c.verify_mode == m.CERT_REQUIRED"
+    ),
     "time": "import treadle.monkey.greenos as g; ok = m.sleep is g.sleep",
     "select": "import treadle.monkey.greenselect as g; ok = m.select is g.select and not hasattr(m, 'epoll')",
-    "selectors": "import treadle.monkey.greenselect as g; ok = m.DefaultSelector is g.GreenSelector",
+    "selectors": (
+        "import treadle.monkey.greenselect as g; ok = m.DefaultSelector is g.GreenSelector "
+        "and type(m.PollSelector()._selector) is g._GreenPoll and not hasattr(m, 'EpollSelector')"
+    ),
     "os": "import treadle.monkey.greenos as g; ok = m.waitpid is g.waitpid",
     "subprocess": "import treadle.monkey.greenos as g; ok = m._waitpid is g.waitpid",
     "signal": "ok = True",
@@ -142,7 +148,7 @@ _EFFECT = {
 # The attribute whose original ``get_original`` must still give after each patch.
 _ORIGINAL = {
     "socket": "create_connection",
-    "ssl": "SSLContext",
+    "ssl": "SSLContext.sslsocket_class",
     "time": "sleep",
     "select": "select",
     "selectors": "DefaultSelector",
@@ -160,11 +166,12 @@ def test_each_patch_function_alone(tmp_path: Path, module: str) -> None:
         tmp_path,
         f"""
         import importlib
+        import operator
 
         from treadle import monkey
 
         m = importlib.import_module({module!r})
-        o = {{"o": getattr(m, {_ORIGINAL[module]!r})}}  # not a module global: that would be named in a warning
+        o = {{"o": operator.attrgetter({_ORIGINAL[module]!r})(m)}}  # not a module global: that would be named in a warning
         print("first=" + str(monkey.patch_{module}()))
         print("second=" + str(monkey.patch_{module}()))
         print("patched=" + ",".join(monkey.patched_modules()))

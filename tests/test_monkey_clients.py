@@ -119,6 +119,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = Server(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 1:  # TLS: certificate chain and key files; handshakes in the handler threads
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[1], sys.argv[2])
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
@@ -137,6 +143,27 @@ def http_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         stop_process(proc)
 
 
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """The same server over TLS, with a certificate for localhost from a trustme CA: (port, CA file)."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("https_server")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    script = folder / "server.py"
+    script.write_text(HTTP_SERVER, encoding="utf-8")
+    args = [sys.executable, str(script), str(folder / "chain.pem"), str(folder / "key.pem")]
+    proc, line = start_server(args, folder / "stderr.txt")
+    try:
+        yield int(line), str(folder / "ca.pem")
+    finally:
+        stop_process(proc)
+
+
 _HTTP_CLIENT = """
 from treadle import monkey
 
@@ -148,6 +175,7 @@ import time
 import treadle
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
+CA = sys.argv[3] if len(sys.argv) > 3 else None
 N = 100
 
 {fetch}
@@ -203,7 +231,39 @@ def fetch(path):
         resp = session.get(f"http://{HOST}:{PORT}{path}", timeout=30)
         return resp.status_code, resp.text
 """,
+    "urllib-https": """
+import ssl
+import urllib.request
+
+CONTEXT = ssl.create_default_context(cafile=CA)
+
+
+def fetch(path):
+    with urllib.request.urlopen(f"https://{HOST}:{PORT}{path}", timeout=30, context=CONTEXT) as resp:
+        return resp.status, resp.read().decode()
+""",
+    "requests-https": """
+import requests
+
+
+def fetch(path):
+    resp = requests.get(f"https://{HOST}:{PORT}{path}", timeout=30, verify=CA)
+    return resp.status_code, resp.text
+""",
 }
+
+
+@pytest.mark.parametrize("client", ["urllib-https", "requests-https"])
+def test_https_clients_make_100_concurrent_slow_requests(
+    tmp_path: Path, https_server: tuple[int, str], client: str
+) -> None:
+    """The same over TLS, the certificate checked against a CA of the test's own."""
+    port, ca = https_server
+    got = run_client(tmp_path, _HTTP_CLIENT.format(fetch=_FETCH[client]), "localhost", str(port), ca)
+    assert got["count"] == "100"
+    assert got["bad"] == "[]"
+    elapsed = float(got["elapsed"])
+    assert 0.45 <= elapsed < 2.5, elapsed
 
 
 @pytest.mark.parametrize(

@@ -24,4 +24,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     "test_queue.CSimpleQueueTest.test_many_threads": "blocks in C (_queue.SimpleQueue)",
     "test_queue.CSimpleQueueTest.test_many_threads_nonblock": "blocks in C (_queue.SimpleQueue)",
     "test_queue.CSimpleQueueTest.test_many_threads_timeout": "blocks in C (_queue.SimpleQueue)",
+    # Two busy loops that never block, one in a thread: each waits for the
+    # other to make progress, which needs threads that preempt each other.
+    "test_signal.StressTest.test_stress_modifying_handlers": "needs preemptive threads (two busy loops)",
 }

@@ -53,8 +53,16 @@ def patch_socket() -> bool:
 
 
 def patch_ssl() -> bool:
-    """``ssl``: ``SSLContext`` and ``SSLSocket`` become the green ones (so does every context made after)."""
-    return apply("ssl", {"SSLContext": _gssl.SSLContext, "SSLSocket": _gssl.SSLSocket})
+    """``ssl``: every context's ``wrap_socket`` returns a green TLS socket.
+
+    The patch is in place: ``ssl.SSLContext.sslsocket_class`` becomes the
+    green ``SSLSocket`` (a subclass of the standard one), so contexts made
+    before patching, and modules that took ``SSLContext`` early, are covered.
+    The module's own names stay: the standard ``ssl`` code refers to
+    ``SSLContext`` and ``SSLSocket`` by name in ``super()`` calls, which a
+    replacement class would send into a loop.
+    """
+    return apply("ssl", {"SSLContext.sslsocket_class": _gssl.SSLSocket})
 
 
 def patch_time() -> bool:
