@@ -1099,3 +1099,24 @@ def test_add_signal_handler_errors(loop: asyncio.AbstractEventLoop, sigusr1: sig
         loop.remove_signal_handler(signal.NSIG + 10)
     with pytest.raises(TypeError):
         loop.remove_signal_handler("SIGUSR1")  # type: ignore[arg-type]
+
+
+def test_a_forked_child_leaves_the_parents_loop_able_to_wake(
+    loop: asyncio.AbstractEventLoop, run: Callable[..., Any]
+) -> None:
+    """The child shares the parent's epoll instance: it must not unregister the parent's wake-up pipe."""
+
+    async def main() -> str:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)  # the at-fork handlers have run in the child
+        os.waitpid(pid, 0)
+        # A result from a thread arrives through the wake-up pipe; the only
+        # other way the loop could wake is the guard timer, 5 s away.
+        start = time.monotonic()
+        result = await loop.run_in_executor(None, lambda: "from a thread")
+        return f"{result} after {time.monotonic() - start:.1f}"
+
+    result, _, took = run(main(), timeout=5.0).partition(" after ")
+    assert result == "from a thread"
+    assert float(took) < 2.5, f"woken only by the guard timer, after {took} s"

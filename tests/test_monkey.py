@@ -171,7 +171,8 @@ def test_each_patch_function_alone(tmp_path: Path, module: str) -> None:
         from treadle import monkey
 
         m = importlib.import_module({module!r})
-        o = {{"o": operator.attrgetter({_ORIGINAL[module]!r})(m)}}  # not a module global: that would be named in a warning
+        # (o is not a module global: that would be named in a warning)
+        o = {{"o": operator.attrgetter({_ORIGINAL[module]!r})(m)}}
         print("first=" + str(monkey.patch_{module}()))
         print("second=" + str(monkey.patch_{module}()))
         print("patched=" + ",".join(monkey.patched_modules()))

@@ -21,6 +21,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     # These use the C _queue.SimpleQueue directly from several threads: its
     # get() blocks the OS thread in C, which no patcher can make cooperative
     # (the patcher replaces queue.SimpleQueue with the pure-Python one).
+    "test_queue.CSimpleQueueTest.test_order": "blocks in C (_queue.SimpleQueue)",
     "test_queue.CSimpleQueueTest.test_many_threads": "blocks in C (_queue.SimpleQueue)",
     "test_queue.CSimpleQueueTest.test_many_threads_nonblock": "blocks in C (_queue.SimpleQueue)",
     "test_queue.CSimpleQueueTest.test_many_threads_timeout": "blocks in C (_queue.SimpleQueue)",

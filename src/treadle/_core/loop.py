@@ -325,8 +325,11 @@ class CoreLoop(base_events.BaseEventLoop):
         if self._closed:
             return
         assert self._ssock is not None and self._csock is not None
-        self._poller.remove_reader(self._ssock.fileno())
+        # The epoll instance is shared with the parent: no epoll_ctl on it
+        # here (unregistering the wake-up pipe from it would deafen the
+        # parent's loop).  Renew first, then drop the pipe from the new one.
         self._poller = self._poller.renew()
+        self._poller.remove_reader(self._ssock.fileno())
         self._selector = self._poller
         self._ssock.close()
         self._csock.close()
