@@ -10,6 +10,7 @@ standard context through ``treadle.ssl.green_context``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import socket
 import ssl
@@ -527,5 +528,35 @@ def test_cancelling_a_task_in_its_handshake_closes_the_socket(tls: TLS) -> None:
             pytest.fail("the socket of a task cancelled in its TLS handshake was never closed")
         assert hello[:1] == b"\x16"
         listener.close()
+
+    treadle.run(main)
+
+
+def test_connect_and_connect_ex_on_an_unconnected_tls_socket(tls: TLS) -> None:
+    """``wrap_socket`` before connecting: ``connect``/``connect_ex`` connect and handshake; errors are numbers."""
+
+    def main() -> None:
+        listener = gsocket.create_server(("127.0.0.1", 0))
+        sctx = server_context(tls)
+
+        def server() -> None:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with sctx.wrap_socket(conn, server_side=True) as tconn:
+                    tconn.sendall(recv_exactly(tconn, 5))
+
+        task = treadle.spawn(server)
+        for connect in ("connect", "connect_ex"):
+            with client_context(tls).wrap_socket(gsocket.socket(), server_hostname="localhost") as tsock:
+                result = getattr(tsock, connect)(listener.getsockname())
+                assert result == (0 if connect == "connect_ex" else None)
+                tsock.sendall(b"hello")
+                assert recv_exactly(tsock, 5) == b"hello"
+        task.get()
+        # Nobody listens on a closed listener's port: an error number, not an exception.
+        address = listener.getsockname()
+        listener.close()
+        with client_context(tls).wrap_socket(gsocket.socket(), server_hostname="localhost") as tsock:
+            assert tsock.connect_ex(address) == errno.ECONNREFUSED
 
     treadle.run(main)

@@ -328,7 +328,9 @@ class socket(_StdSocket):
 
     def connect_ex(self, address: Any) -> int:
         try:
-            self.connect(address)
+            # This class's connect, not an override's: ssl.SSLSocket.connect
+            # calls connect_ex itself.
+            socket.connect(self, address)
         except _timeout_error:
             return errno.EAGAIN
         except OSError as exc:
