@@ -186,7 +186,18 @@ def _set_sentinel() -> GreenLock:
     return lock
 
 
+# Green threads started by start_new_thread and not yet finished (``_thread._count``).
+_live = 0
+_live_guard = _real_lock()
+
+
+def _count() -> int:
+    """``_thread._count``: the threads (green ones, once patched) that are still running."""
+    return _live
+
+
 def _run_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    global _live
     try:
         function(*args, **kwargs)
     except (SystemExit, asyncio.CancelledError):
@@ -195,6 +206,8 @@ def _run_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         # As _thread does for an exception no one catches in a thread.
         sys.unraisablehook(_Unraisable(sys.exc_info(), f"Exception ignored in thread started by {function!r}"))  # type: ignore[arg-type]
     finally:
+        with _live_guard:
+            _live -= 1
         lock = _sentinels.pop(getcurrent(), None)
         if lock is not None and lock.locked():
             lock.release()
@@ -215,8 +228,16 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs
         raise TypeError("2nd arg must be a tuple")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise TypeError("optional 3rd arg must be a dictionary")
+    global _live
     task = Greenlet(_run_thread, function, args, kwargs or {})
-    task.start()
+    with _live_guard:
+        _live += 1
+    try:
+        task.start()
+    except BaseException:
+        with _live_guard:
+            _live -= 1
+        raise
     return id(task)
 
 

@@ -157,6 +157,7 @@ def patch_thread() -> bool:
             "LockType": greenthread.GreenLock,
             "get_ident": greenthread.get_ident,
             "_set_sentinel": greenthread._set_sentinel,
+            "_count": greenthread._count,
             "_local": green_local,
             "RLock": threading._PyRLock,  # type: ignore[attr-defined]
         },
