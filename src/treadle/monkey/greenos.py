@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess as _stdsubprocess
 import time as _stdtime
-from typing import Any
 
 from ..green.bridge import sleep as _green_sleep
 from ..green.hub import BlockingInHubError, in_hub
 from ..net.greensocket import wait_readable
 
-__all__ = ["GreenPopen", "sleep", "waitpid"]
+__all__ = ["sleep", "waitpid"]
 
 _waitpid = os.waitpid
 _sleep = _stdtime.sleep
@@ -73,21 +71,3 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
         if result != (0, 0):
             return result
         delay = min(delay * 2, 0.05)
-
-
-class GreenPopen(_stdsubprocess.Popen):  # type: ignore[type-arg]
-    """``subprocess.Popen`` whose ``communicate`` always waits through the (green) selector."""
-
-    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
-        # The standard communicate() reads or writes a single pipe directly,
-        # with a blocking call, when no timeout is given; this one always
-        # takes the selector path, which the patched selector makes cooperative.
-        if self._communication_started and input:  # type: ignore[has-type]
-            raise ValueError("Cannot send input after starting communication")
-        endtime = None if timeout is None else _stdtime.monotonic() + timeout
-        try:
-            stdout, stderr = self._communicate(input, endtime, timeout)  # type: ignore[attr-defined]
-        finally:
-            self._communication_started = True
-        self.wait(timeout=self._remaining_time(endtime))  # type: ignore[attr-defined]
-        return stdout, stderr

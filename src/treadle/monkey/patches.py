@@ -14,7 +14,7 @@ import warnings
 
 from .. import socket as _gsocket
 from .. import ssl as _gssl
-from . import greenos, greenselect, greenthread
+from . import greenio, greenos, greenselect, greenthread
 from .registry import apply, is_patched
 
 __all__ = [
@@ -108,12 +108,13 @@ def patch_os() -> bool:
 
 
 def patch_subprocess() -> bool:
-    """``subprocess``: ``Popen.wait``/``communicate``/``run`` switch instead of blocking.
+    """``subprocess``: ``Popen.wait``/``communicate``/``run`` and the pipes switch instead of blocking.
 
     The subprocess module waits with its own reference to ``os.waitpid`` and
-    its own selector class, both replaced, and ``communicate`` always goes
-    through that selector (the standard one reads a single pipe with a
-    blocking ``read()``).  ``Popen.wait(timeout=...)`` also sleeps with
+    its own selector class, both replaced, and opens the pipes
+    (``proc.stdin``/``stdout``/``stderr``) through its ``io`` module, replaced
+    by one whose pipes wait on the hub (``greenio``).  ``Popen`` itself stays
+    the standard class.  ``Popen.wait(timeout=...)`` also sleeps with
     ``time.sleep``: it is cooperative when ``time`` is patched too (as
     ``patch_all`` does).
     """
@@ -122,7 +123,7 @@ def patch_subprocess() -> bool:
         {
             "_waitpid": greenos.waitpid,
             "_PopenSelector": greenselect.GreenSelector,
-            "Popen": greenos.GreenPopen,
+            "io": greenio.subprocess_io,
         },
     )
 
