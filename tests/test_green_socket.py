@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -947,5 +948,32 @@ def test_seed002_echo_server_serves_500_concurrent_client_threads() -> None:
         g.kill()
         assert g.cancelled()
         listener.close()
+
+    treadle.run(main)
+
+
+@pytest.mark.parametrize("call", ["send", "sendmsg", "recv", "recvmsg"])
+def test_msg_dontwait_never_waits_even_with_a_timeout(call: str) -> None:
+    """``socket.MSG_DONTWAIT`` (an IntFlag member) on a socket with a timeout: EAGAIN at once, no wait."""
+
+    def main() -> None:
+        a, b = gsocket.socketpair()
+        a.settimeout(30)
+        flag = socket.MSG_DONTWAIT
+        chunk = b"x" * 65536
+        ops: dict[str, Callable[[], Any]] = {
+            "send": lambda: a.send(chunk, flag),
+            "sendmsg": lambda: a.sendmsg([chunk], [], flag),
+            "recv": lambda: a.recv(10, flag),
+            "recvmsg": lambda: a.recvmsg(10, 0, flag),
+        }
+        start = time.monotonic()
+        with pytest.raises(BlockingIOError) as info:
+            for _ in range(10_000):  # a send fills the buffer within a few MiB
+                ops[call]()
+        assert info.value.errno == errno.EAGAIN
+        assert time.monotonic() - start < 10  # far below the 30 s timeout
+        a.close()
+        b.close()
 
     treadle.run(main)

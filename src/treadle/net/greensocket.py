@@ -176,7 +176,9 @@ class socket(_StdSocket):
         with ``MSG_DONTWAIT`` the caller asked not to wait, as on any socket.
         """
         timeout = self._timeout
-        if timeout == 0.0 or (args[-1].__class__ is int and args[-1] & _DONTWAIT):
+        flags = args[-1]
+        # (socket.MSG_DONTWAIT is an IntFlag member, not an int.)
+        if timeout == 0.0 or (flags and isinstance(flags, int) and flags & _DONTWAIT):
             return op(*args)
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
@@ -224,6 +226,8 @@ class socket(_StdSocket):
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
         if address is None:
             return self._io(True, _base.sendmsg, self, buffers, ancdata, flags)  # type: ignore[no-any-return]
+        if flags and isinstance(flags, int) and flags & _DONTWAIT:
+            return _base.sendmsg(self, buffers, ancdata, flags, address)  # type: ignore[no-any-return]
         return self._io(True, _base.sendmsg, self, buffers, ancdata, flags, address)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
