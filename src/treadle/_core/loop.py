@@ -347,8 +347,11 @@ class CoreLoop(base_events.BaseEventLoop):
         if len(self._poller) > 1 or self._signal_handlers or self._executor_jobs:
             return False
         others = _thread_count()  # threads other than the main one
-        if _get_ident() != threading.main_thread().ident:
+        main = threading.main_thread()
+        if _get_ident() != main.ident:
             others -= 1  # this loop runs in one of them
+            if main.is_alive():
+                others += 1  # and the main thread may wake it
         executor = self._default_executor
         if executor is not None:
             others -= len(getattr(executor, "_threads", ()))

@@ -86,8 +86,6 @@ class Hub:
     __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits")
 
     def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
-        from .fdwait import FdWaits  # it builds on this module's Waiter
-
         self.loop = loop
         self.fdwaits = FdWaits(loop)  # green waits on descriptors
         self.glet = glet  # the greenlet that runs loop.run_forever(), if known
@@ -268,3 +266,9 @@ async def cancel_green_tasks() -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# Last: it builds on this module's Waiter.  Imported here rather than when the
+# first hub is made, because an import inside a wait (a green lock that
+# importlib's module lock uses, once threads are patched) could nest.
+from .fdwait import FdWaits  # noqa: E402
