@@ -674,3 +674,51 @@ def test_a_thread_with_a_target_that_is_not_callable_fails_as_the_standard_one_d
     patched = values(run_program(tmp_path / "patched", "from treadle import monkey\nmonkey.patch_all()\n" + BAD_TARGET))
     assert standard == {"start": "returned", "hook": "TypeError:bad", "alive": "False", "end": "reached"}
     assert patched == standard
+
+
+def test_interrupt_main_from_a_green_thread_raises_keyboard_interrupt_in_the_main_program(tmp_path: Path) -> None:
+    """``_thread.interrupt_main()`` in a green thread: KeyboardInterrupt in the main greenlet, not in the thread."""
+    got = run(
+        tmp_path,
+        """
+        import _thread
+
+        seen = []
+
+
+        def worker():
+            _thread.interrupt_main()
+            seen.append("worker finished")
+
+
+        t = threading.Thread(target=worker)
+        try:
+            t.start()
+            t.join()
+        except KeyboardInterrupt:
+            print("main_interrupted=True")
+        t.join()
+        print("worker=" + ",".join(seen))
+        print("alive=" + str(t.is_alive()))
+        """,
+    )
+    expect(got, main_interrupted="True", worker="worker finished", alive="False")
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13's lock type can be instantiated")
+def test_the_green_lock_type_cannot_be_instantiated_directly_as_the_standard_one(tmp_path: Path) -> None:
+    got = run(
+        tmp_path,
+        """
+        import _thread
+
+        lock_type = type(threading.Lock())
+        try:
+            lock_type()
+        except TypeError as exc:
+            print("error=" + str(exc))
+        print("is_lock_type=" + str(lock_type is _thread.LockType))
+        """,
+    )
+    assert got["error"] == "cannot create 'treadle.monkey.greenthread.GreenLock' instances"
+    assert got["is_lock_type"] == "True"

@@ -28,4 +28,21 @@ EXPECTED_FAILURES: dict[str, str] = {
     # Two busy loops that never block, one in a thread: each waits for the
     # other to make progress, which needs threads that preempt each other.
     "test_signal.StressTest.test_stress_modifying_handlers": "needs preemptive threads (two busy loops)",
+    "test_threading.InterruptMainTests.test_can_interrupt_tight_loops": "needs preemptive threads (busy loops)",
+    # Real thread states: an asynchronous exception set through the C API by
+    # thread id, and the kernel's thread ids (green threads share their OS
+    # thread's native id).
+    "test_threading.ThreadTests.test_PyThreadState_SetAsyncExc": "needs a real thread state per thread",
+    "test_threading.ThreadTests.test_various_ops": "counts distinct native (kernel) thread ids",
+    "test_threading.ThreadTests.test_various_ops_small_stack": "counts distinct native (kernel) thread ids",
+    "test_threading.ThreadTests.test_various_ops_large_stack": "counts distinct native (kernel) thread ids",
+    # The _DummyThread that current_thread() makes for a thread not started
+    # by threading is kept for ever by CPython; for a green task the patcher
+    # drops it when the task ends (as gevent does), or a program of many
+    # short tasks that log would keep one per task.
+    "test_threading.ThreadTests.test_foreign_thread": "expects the _DummyThread of an ended thread to stay",
+    "test_threading.ThreadTests.test_ident_of_no_threading_threads": "expects the _DummyThread of an ended thread to stay",
+    # Checks that every public name of threading is defined in threading or
+    # _thread; the patched get_ident, Lock and local are treadle's.
+    "test_threading.MiscTestCase.test__all__": "the patched names are defined by treadle",
 }

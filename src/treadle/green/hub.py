@@ -83,11 +83,14 @@ def _root(glet: greenlet) -> greenlet:
 class Hub:
     """A thread's treadle loop and the greenlet that runs it."""
 
-    __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits")
+    __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits", "pending")
 
     def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
         self.loop = loop
         self.fdwaits = FdWaits(loop)  # green waits on descriptors
+        # Exceptions to raise in a greenlet when it next resumes from (or
+        # enters) a wait: see interrupt().
+        self.pending: dict[greenlet, BaseException] = {}
         self.glet = glet  # the greenlet that runs loop.run_forever(), if known
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
         self.tasks: set[Any] = set()  # green tasks started and not yet done
@@ -129,6 +132,23 @@ def describe(glet: greenlet) -> str:
 def throw_into(glet: greenlet, exc: BaseException) -> None:
     """Loop callback: raise ``exc`` in ``glet`` at its switch point (if it still lives)."""
     if not glet.dead:
+        glet.throw(exc)
+
+
+def interrupt(hub: Hub, glet: greenlet, exc: BaseException) -> None:
+    """Raise ``exc`` in ``glet`` (suspended) as soon as possible: now if it waits, else when it resumes.
+
+    A greenlet whose wake-up is already queued resumes from its wait with
+    ``exc`` instead of the value; one that waits is woken with it.
+    """
+    hub.pending[glet] = exc
+    if glet in hub.waiters:
+        hub.loop.call_soon(_deliver_pending, hub, glet)
+
+
+def _deliver_pending(hub: Hub, glet: greenlet) -> None:
+    exc = hub.pending.pop(glet, None)
+    if exc is not None and not glet.dead and glet in hub.waiters:
         glet.throw(exc)
 
 
@@ -217,6 +237,10 @@ def switch_to_hub(what: str) -> Any:
         value = target.switch()
     finally:
         hub.waiters.pop(current, None)
+    if hub.pending:
+        exc = hub.pending.pop(current, None)
+        if exc is not None:
+            raise exc
     if value is _LoopStopped:
         raise RuntimeError(f"the event loop stopped while waiting on {what}")
     return value

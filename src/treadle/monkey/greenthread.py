@@ -26,19 +26,23 @@ import _thread
 import asyncio
 import collections
 import math
+import signal as _signal
 import sys
+import threading as _threading
 from collections.abc import Callable
 from typing import Any
 
 from greenlet import getcurrent, greenlet
 
-from ..green.hub import BlockingInHubError, Waiter, get_hub, in_hub
+from ..green.hub import BlockingInHubError, Waiter, get_hub, in_hub, interrupt
 from ..green.task import Greenlet
 
 __all__ = ["GreenLock", "green_exit", "get_ident", "start_new_thread"]
 
 _real_get_ident = _thread.get_ident
 _real_lock = _thread.allocate_lock
+_get_ident = _thread.get_ident
+_main_ident = _threading.main_thread().ident
 _TIMEOUT = object()
 TIMEOUT_MAX = _thread.TIMEOUT_MAX
 
@@ -66,10 +70,24 @@ class GreenLock:
     """``_thread.lock`` for green tasks: ``acquire`` switches instead of blocking the thread."""
 
     __slots__ = ("_locked", "_waiters", "_guard", "__weakref__")
+    _locked: bool
+    _waiters: collections.deque[tuple[Waiter, Any]]
+    _guard: Any
 
-    def __init__(self) -> None:
+    if sys.version_info < (3, 13):
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> GreenLock:
+            # As the standard type before 3.13: locks come from allocate_lock().
+            raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
+
+    else:
+
+        def __new__(cls) -> GreenLock:
+            return _new_lock()
+
+    def _setup(self) -> None:
         self._locked = False
-        self._waiters: collections.deque[tuple[Waiter, Any]] = collections.deque()
+        self._waiters = collections.deque()
         self._guard = _real_lock()
 
     def __repr__(self) -> str:
@@ -172,8 +190,15 @@ class GreenLock:
     locked_lock = locked
 
 
+def _new_lock() -> GreenLock:
+    lock = object.__new__(GreenLock)
+    lock._setup()
+    return lock
+
+
 def allocate_lock() -> GreenLock:
-    return GreenLock()
+    """``_thread.allocate_lock``: a new green lock."""
+    return _new_lock()
 
 
 # The locks threading.Thread.join() waits on, by green thread, released when it ends.
@@ -181,7 +206,7 @@ _sentinels: dict[greenlet, GreenLock] = {}
 
 
 def _set_sentinel() -> GreenLock:
-    lock = GreenLock()
+    lock = _new_lock()
     _sentinels[getcurrent()] = lock
     return lock
 
@@ -239,6 +264,31 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs
             _live -= 1
         raise
     return id(task)
+
+
+_interrupt_main = _thread.interrupt_main
+
+
+def interrupt_main(signum: int = _signal.SIGINT) -> None:
+    """``_thread.interrupt_main``: the signal's handler runs in the main thread's main greenlet.
+
+    Called from a green task (a green "thread"), the standard one would run
+    the handler in that task, the one running when the interpreter checks for
+    signals; for the default SIGINT handler, KeyboardInterrupt is raised in
+    the main greenlet instead, where a real thread's call would raise it.
+    """
+    current = getcurrent()
+    root = current
+    while root.parent is not None:
+        root = root.parent
+    if (
+        current is root
+        or _get_ident() != _main_ident
+        or _signal.getsignal(signum) is not _signal.default_int_handler
+    ):
+        _interrupt_main(signum)  # type: ignore[arg-type]
+        return
+    interrupt(get_hub(), root, KeyboardInterrupt())
 
 
 def green_exit(task: Greenlet) -> None:

@@ -159,6 +159,7 @@ def patch_thread() -> bool:
             "get_ident": greenthread.get_ident,
             "_set_sentinel": greenthread._set_sentinel,
             "_count": greenthread._count,
+            "interrupt_main": greenthread.interrupt_main,
             "_local": green_local,
             "RLock": threading._PyRLock,  # type: ignore[attr-defined]
         },
