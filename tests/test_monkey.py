@@ -140,7 +140,7 @@ _EFFECT = {
         "and type(m.PollSelector()._selector) is g._GreenPoll and not hasattr(m, 'EpollSelector')"
     ),
     "os": "import treadle.monkey.greenos as g; ok = m.waitpid is g.waitpid",
-    "subprocess": "import treadle.monkey.greenos as g; ok = m._waitpid is g.waitpid",
+    "subprocess": "import treadle.monkey.greenos as g; ok = m.Popen._try_wait is g.popen_try_wait",
     "signal": "ok = True",
     "asyncio": "import treadle; lp = m.new_event_loop(); ok = isinstance(lp, treadle.EventLoop); lp.close()",
 }
@@ -153,7 +153,7 @@ _ORIGINAL = {
     "select": "select",
     "selectors": "DefaultSelector",
     "os": "waitpid",
-    "subprocess": "_waitpid",
+    "subprocess": "Popen._try_wait",
     "signal": "signal",
     "asyncio": "new_event_loop",
 }

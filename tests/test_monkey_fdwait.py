@@ -364,3 +364,42 @@ print("order=" + "".join(order))
     assert sorted(order) == sorted("aaaaabbbbb")
     # Interleaved: neither reader ran to its end before the other started.
     assert order.index("b") < order.rindex("a") and order.index("a") < order.rindex("b"), order
+
+
+def test_patch_subprocess_alone_makes_popen_wait_block_only_its_task(tmp_path: Path) -> None:
+    """Without the os patch: ``Popen.wait()`` (which calls ``os.waitpid``) still waits on the hub."""
+    lines = run_program(
+        tmp_path,
+        """
+        from treadle import monkey
+
+        monkey.patch_subprocess()
+        import subprocess
+        import sys
+        import time
+
+        import treadle
+
+        ticks = 0
+
+
+        def ticker():
+            global ticks
+            for _ in range(200):
+                ticks += 1
+                treadle.sleep(0.01)
+
+
+        tick = treadle.spawn(ticker)
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.4)"])
+        n0 = ticks
+        print("status=" + str(proc.wait()))
+        print("ticks=" + str(ticks - n0))
+        print("patched=" + ",".join(monkey.patched_modules()))
+        tick.kill()
+        """,
+    )
+    got = values(lines)
+    assert got["status"] == "0"
+    assert got["patched"] == "subprocess"
+    assert int(got["ticks"]) >= 10, got  # about 40 if wait() let the ticker run

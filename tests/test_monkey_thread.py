@@ -26,10 +26,6 @@ import pytest
 
 from .test_monkey import run_program, values
 
-pytestmark = pytest.mark.skipif(
-    sys.version_info >= (3, 13), reason="patch_thread does not support Python 3.13's threading yet"
-)
-
 # The start of every program: patch; note the OS thread of every Thread's run();
 # a green ticker that records when the loop was free to run it; show() prints.
 PRELUDE = """

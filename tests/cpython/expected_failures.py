@@ -41,7 +41,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     # drops it when the task ends (as gevent does), or a program of many
     # short tasks that log would keep one per task.
     "test_threading.ThreadTests.test_foreign_thread": "expects the _DummyThread of an ended thread to stay",
-    "test_threading.ThreadTests.test_ident_of_no_threading_threads": "expects the _DummyThread of an ended thread to stay",
+    "test_threading.ThreadTests.test_ident_of_no_threading_threads": "expects an ended thread's _DummyThread to stay",
     # Checks that every public name of threading is defined in threading or
     # _thread; the patched get_ident, Lock and local are treadle's.
     "test_threading.MiscTestCase.test__all__": "the patched names are defined by treadle",

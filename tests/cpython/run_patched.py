@@ -19,6 +19,7 @@ import faulthandler  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import unittest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -76,12 +77,14 @@ def main() -> int:
     stream = sys.stderr if args.v else open(os.devnull, "w")
     _TimedResult.limit = args.per_test_timeout
     runner = unittest.TextTestRunner(stream=stream, verbosity=2 if args.v else 0, resultclass=_TimedResult)
+    started = time.monotonic()
     result = runner.run(kept)
+    elapsed = time.monotonic() - started
     failed = [t.id() for t, _ in result.failures + result.errors]
     passed = result.testsRun - len(failed) - len(result.skipped) - len(result.unexpectedSuccesses)
     print(
         f"{args.name}: {passed} passed, {len(failed)} failed, {len(result.skipped)} skipped, "
-        f"{left_out} left out (expected_failures.py)"
+        f"{left_out} left out (expected_failures.py), {elapsed:.0f} s"
     )
     if args.json:
         with open(args.json, "w") as f:

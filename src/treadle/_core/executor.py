@@ -36,9 +36,14 @@ _allocate_lock = _thread.allocate_lock
 _IDLE_SECONDS = 5.0  # a worker with nothing to do for this long exits
 
 
+_start_joinable_thread = getattr(_thread, "start_joinable_thread", None)  # 3.13+
+
+
 def _threading_is_real() -> bool:
     import threading
 
+    if _start_joinable_thread is not None:
+        return getattr(threading, "_start_joinable_thread", None) is _start_joinable_thread
     return threading._start_new_thread is _start_new_thread  # type: ignore[attr-defined]
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import os
 import time as _stdtime
+from typing import Any
 
 from ..green.bridge import sleep as _green_sleep
 from ..green.hub import BlockingInHubError, in_hub
 from ..net.greensocket import wait_readable
 
-__all__ = ["sleep", "waitpid"]
+__all__ = ["popen_try_wait", "sleep", "waitpid"]
 
 _waitpid = os.waitpid
 _sleep = _stdtime.sleep
@@ -71,3 +72,13 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
         if result != (0, 0):
             return result
         delay = min(delay * 2, 0.05)
+
+
+def popen_try_wait(self: Any, wait_flags: int) -> tuple[int, int]:
+    """``subprocess.Popen._try_wait`` with the green :func:`waitpid` (the standard one calls ``os.waitpid``)."""
+    try:
+        return waitpid(self.pid, wait_flags)
+    except ChildProcessError:
+        # As the standard one: waiting was disabled (SIGCHLD ignored); the
+        # child is gone and its status unknown.
+        return (self.pid, 0)

@@ -37,7 +37,16 @@ from greenlet import getcurrent, greenlet
 from ..green.hub import BlockingInHubError, Waiter, get_hub, in_hub, interrupt
 from ..green.task import Greenlet
 
-__all__ = ["GreenLock", "green_exit", "get_ident", "start_new_thread"]
+__all__ = [
+    "GreenLock",
+    "GreenThreadHandle",
+    "green_exit",
+    "get_ident",
+    "make_thread_handle",
+    "shutdown",
+    "start_joinable_thread",
+    "start_new_thread",
+]
 
 _real_get_ident = _thread.get_ident
 _real_lock = _thread.allocate_lock
@@ -266,7 +275,114 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs
     return id(task)
 
 
+# -- Python 3.13+: joinable threads and their handles ---------------------------------------------
+
+
+class GreenThreadHandle:
+    """``_thread._ThreadHandle`` (3.13+) of a green thread: its ident, whether it ended, ``join``."""
+
+    __slots__ = ("ident", "_done", "_ended", "__weakref__")
+
+    def __init__(self, ident: int | None = None) -> None:
+        self.ident = ident
+        self._done = False
+        self._ended = _new_lock()  # held until the thread ends
+        self._ended.acquire()
+
+    def __repr__(self) -> str:
+        return f"<treadle.monkey._ThreadHandle object: ident={self.ident}>"
+
+    def is_done(self) -> bool:
+        return self._done
+
+    def _set_done(self) -> None:
+        if not self._done:
+            self._done = True
+            self._ended.release()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._done:
+            return
+        if self.ident == get_ident():
+            raise RuntimeError("Cannot join current thread")
+        if timeout is None or timeout < 0:
+            got = self._ended.acquire()
+        else:
+            got = self._ended.acquire(timeout=min(timeout, TIMEOUT_MAX))
+        if got:
+            self._ended.release()
+
+
+# Handles of the non-daemon green threads still running: interpreter exit waits for them.
+_non_daemon: set[GreenThreadHandle] = set()
+
+
+def make_thread_handle(ident: int) -> GreenThreadHandle:
+    """``_thread._make_thread_handle``: a handle for a thread that already runs (a dummy thread)."""
+    return GreenThreadHandle(ident)
+
+
+def _run_joinable(function: Callable[[], Any], handle: GreenThreadHandle) -> None:
+    try:
+        _run_thread(function, (), {})
+    finally:
+        handle._set_done()
+        _non_daemon.discard(handle)
+
+
+def start_joinable_thread(
+    function: Callable[[], Any], handle: GreenThreadHandle | None = None, daemon: bool = True
+) -> GreenThreadHandle:
+    """``_thread.start_joinable_thread`` (3.13+): run ``function()`` as a green task; return its handle."""
+    global _live
+    if not callable(function):
+        raise TypeError("thread function must be callable")
+    if handle is None:
+        handle = GreenThreadHandle()
+    elif not isinstance(handle, GreenThreadHandle):
+        raise TypeError(f"'handle' must be a _ThreadHandle, not {type(handle).__name__}")
+    elif handle.ident is not None:
+        raise RuntimeError("thread already started")
+    task = Greenlet(_run_joinable, function, handle)
+    handle.ident = id(task)
+    if not daemon:
+        _non_daemon.add(handle)
+    with _live_guard:
+        _live += 1
+    try:
+        task.start()
+    except BaseException:
+        with _live_guard:
+            _live -= 1
+        _non_daemon.discard(handle)
+        raise
+    return handle
+
+
+_real_shutdown = getattr(_thread, "_shutdown", None)
+
+
+def shutdown() -> None:
+    """``_thread._shutdown`` (3.13+): at interpreter exit, wait for the non-daemon threads, green then real."""
+    while _non_daemon:
+        handle = next(iter(_non_daemon))
+        handle.join()
+        _non_daemon.discard(handle)
+    if _real_shutdown is not None:
+        _real_shutdown()
+
+
 _interrupt_main = _thread.interrupt_main
+
+
+def get_main_thread_ident() -> int:
+    """``_thread._get_main_thread_ident`` (3.13+), as ``threading`` calls it to make its main thread.
+
+    That happens at import, in the main greenlet (the OS thread's ident), and
+    in a forked child whose fork was called from a green task: that task then
+    is the child's main thread, and this is its green ident.
+    """
+    return get_ident()
 
 
 def interrupt_main(signum: int = _signal.SIGINT) -> None:
@@ -281,21 +397,45 @@ def interrupt_main(signum: int = _signal.SIGINT) -> None:
     root = current
     while root.parent is not None:
         root = root.parent
-    if (
-        current is root
-        or _get_ident() != _main_ident
-        or _signal.getsignal(signum) is not _signal.default_int_handler
-    ):
+    if current is root or _get_ident() != _main_ident or _signal.getsignal(signum) is not _signal.default_int_handler:
         _interrupt_main(signum)  # type: ignore[arg-type]
         return
     interrupt(get_hub(), root, KeyboardInterrupt())
 
 
+_LOCAL_KEY = "_threading_local._localimpl."
+
+
+def clear_local(local: Any) -> None:
+    """Empty a ``_threading_local.local`` for every thread (at exit, while modules still work).
+
+    On 3.13, ``threading`` keeps in such a local, per dummy thread, an object
+    whose ``__del__`` forgets the dummy; for the green tasks that never ended
+    (and the hub), this runs it before the interpreter tears modules down.
+    """
+    impl = object.__getattribute__(local, "_local__impl")
+    for _, localdict in list(impl.dicts.values()):
+        localdict.clear()
+
+
 def green_exit(task: Greenlet) -> None:
-    """Forget the ``threading._DummyThread`` made for a green task that has ended."""
+    """Forget the ``threading._DummyThread`` made for a green task that has ended, and its locals.
+
+    A real thread's locals die with it; a green task's ``threading.local``
+    values (the pure-Python ``_threading_local``, keyed by the task's dummy
+    thread) are dropped here.  On 3.13 one of them holds the dummy thread
+    itself, a cycle that would otherwise keep both until exit.
+    """
     import threading
 
     active = threading._active  # type: ignore[attr-defined]
     dummy = active.get(id(task))
-    if dummy is not None and isinstance(dummy, threading._DummyThread):  # type: ignore[attr-defined]
-        del active[id(task)]
+    if dummy is None or not isinstance(dummy, threading._DummyThread):  # type: ignore[attr-defined]
+        return
+    for key, ref in list(vars(dummy).items()):
+        if key.startswith(_LOCAL_KEY):
+            impl = ref()
+            entry = impl.dicts.get(id(dummy)) if impl is not None else None
+            if entry is not None:
+                entry[1].clear()  # the entry itself goes when the dummy thread is collected
+    active.pop(id(task), None)

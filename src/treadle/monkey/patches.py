@@ -10,7 +10,6 @@ twice (a second call is a no-op that returns False).
 from __future__ import annotations
 
 import sys
-import warnings
 
 from .. import socket as _gsocket
 from .. import ssl as _gssl
@@ -110,8 +109,8 @@ def patch_os() -> bool:
 def patch_subprocess() -> bool:
     """``subprocess``: ``Popen.wait``/``communicate``/``run`` and the pipes switch instead of blocking.
 
-    The subprocess module waits with its own reference to ``os.waitpid`` and
-    its own selector class, both replaced, and opens the pipes
+    ``Popen._try_wait`` (where ``wait`` blocks in ``os.waitpid``) is replaced
+    in place, so is the module's selector class, and it opens the pipes
     (``proc.stdin``/``stdout``/``stderr``) through its ``io`` module, replaced
     by one whose pipes wait on the hub (``greenio``).  ``Popen`` itself stays
     the standard class.  ``Popen.wait(timeout=...)`` also sleeps with
@@ -121,7 +120,7 @@ def patch_subprocess() -> bool:
     return apply(
         "subprocess",
         {
-            "_waitpid": greenos.waitpid,
+            "Popen._try_wait": greenos.popen_try_wait,
             "_PopenSelector": greenselect.GreenSelector,
             "io": greenio.subprocess_io,
         },
@@ -137,45 +136,67 @@ def patch_thread() -> bool:
     ``get_ident`` tells green tasks apart.  The loop's own default executor
     keeps real threads.
     """
-    import sys
     import threading
-
-    if sys.version_info >= (3, 13):
-        raise NotImplementedError(
-            "treadle.monkey.patch_thread does not support Python 3.13's threading (start_joinable_thread) yet"
-        )
     from _threading_local import local as green_local
 
     from ..green import task as green_task
 
-    done = apply(
-        "_thread",
-        {
-            "start_new_thread": greenthread.start_new_thread,
-            "start_new": greenthread.start_new_thread,
-            "allocate_lock": greenthread.allocate_lock,
-            "allocate": greenthread.allocate_lock,
-            "LockType": greenthread.GreenLock,
-            "get_ident": greenthread.get_ident,
-            "_set_sentinel": greenthread._set_sentinel,
-            "_count": greenthread._count,
-            "interrupt_main": greenthread.interrupt_main,
-            "_local": green_local,
-            "RLock": threading._PyRLock,  # type: ignore[attr-defined]
-        },
-    )
-    apply(
-        "threading",
-        {
-            "_start_new_thread": greenthread.start_new_thread,
-            "_allocate_lock": greenthread.allocate_lock,
-            "Lock": greenthread.allocate_lock,
-            "_set_sentinel": greenthread._set_sentinel,
-            "get_ident": greenthread.get_ident,
-            "_CRLock": None,
-            "local": green_local,
-        },
-    )
+    thread_names: dict[str, object] = {
+        "start_new_thread": greenthread.start_new_thread,
+        "start_new": greenthread.start_new_thread,
+        "allocate_lock": greenthread.allocate_lock,
+        "allocate": greenthread.allocate_lock,
+        "LockType": greenthread.GreenLock,
+        "get_ident": greenthread.get_ident,
+        "_count": greenthread._count,
+        "interrupt_main": greenthread.interrupt_main,
+        "_local": green_local,
+        "RLock": threading._PyRLock,  # type: ignore[attr-defined]
+    }
+    threading_names: dict[str, object] = {
+        "_allocate_lock": greenthread.allocate_lock,
+        "Lock": greenthread.allocate_lock,
+        "get_ident": greenthread.get_ident,
+        "_CRLock": None,
+        "local": green_local,
+    }
+    if sys.version_info >= (3, 13):
+        # Threads are started joinable, with a handle that join() waits on.
+        thread_names.update(
+            {
+                "lock": greenthread.GreenLock,
+                "start_joinable_thread": greenthread.start_joinable_thread,
+                "_ThreadHandle": greenthread.GreenThreadHandle,
+                "_make_thread_handle": greenthread.make_thread_handle,
+                "_shutdown": greenthread.shutdown,
+                "_get_main_thread_ident": greenthread.get_main_thread_ident,
+            }
+        )
+        threading_names.update(
+            {
+                "_LockType": greenthread.GreenLock,
+                "Lock": greenthread.GreenLock,  # a class since 3.13
+                "_start_joinable_thread": greenthread.start_joinable_thread,
+                "_ThreadHandle": greenthread.GreenThreadHandle,
+                "_make_thread_handle": greenthread.make_thread_handle,
+                "_thread_shutdown": greenthread.shutdown,
+                "_get_main_thread_ident": greenthread.get_main_thread_ident,
+                # Where a dummy thread keeps the object that forgets it when
+                # its thread ends: per green task, as the threads are.
+                "_thread_local_info": green_local(),
+            }
+        )
+    else:
+        # Threads are started with start_new_thread; join() waits on a sentinel lock.
+        thread_names["_set_sentinel"] = greenthread._set_sentinel
+        threading_names.update(
+            {"_start_new_thread": greenthread.start_new_thread, "_set_sentinel": greenthread._set_sentinel}
+        )
+    done = apply("_thread", thread_names)
+    if apply("threading", threading_names) and "_thread_local_info" in threading_names:
+        import atexit
+
+        atexit.register(greenthread.clear_local, threading_names["_thread_local_info"])
     if greenthread.green_exit not in green_task.exit_hooks:
         green_task.exit_hooks.append(greenthread.green_exit)
     return done
@@ -240,13 +261,4 @@ def patch_all(**flags: bool) -> list[str]:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"patch_all() flag {name}= must be True or False, got {value!r}")
-    if sys.version_info >= (3, 13) and "thread" not in flags:
-        # patch_thread does not support 3.13's threading yet: leave threading
-        # (and queue, which builds on it) alone rather than fail, and say so.
-        warnings.warn(
-            "treadle.monkey.patch_all: threading and queue are left unpatched on Python 3.13+ (not supported yet)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        flags = {**flags, "thread": False, "queue": flags.get("queue", False)}
     return [name for name, patch in _PATCHES.items() if flags.get(name, True) and patch()]
