@@ -977,3 +977,14 @@ def test_msg_dontwait_never_waits_even_with_a_timeout(call: str) -> None:
         b.close()
 
     treadle.run(main)
+
+
+def test_connect_ex_raises_when_the_host_name_cannot_be_resolved() -> None:
+    """As the standard socket: ``connect_ex`` returns connection errors, but a failed lookup raises ``gaierror``."""
+
+    def main() -> None:
+        with gsocket.socket() as s:
+            with pytest.raises(socket.gaierror):
+                s.connect_ex(("no-such-host.invalid", 80))
+
+    treadle.run(main)

@@ -403,3 +403,35 @@ def test_patch_subprocess_alone_makes_popen_wait_block_only_its_task(tmp_path: P
     assert got["status"] == "0"
     assert got["patched"] == "subprocess"
     assert int(got["ticks"]) >= 10, got  # about 40 if wait() let the ticker run
+
+
+def test_a_pipe_handed_to_another_child_stays_blocking_for_it(tmp_path: Path) -> None:
+    """``stdin=proc1.stdout``: the second child reads a blocking pipe, as without the patcher, and gets every byte."""
+    lines = run_program(
+        tmp_path,
+        """
+        from treadle import monkey
+
+        monkey.patch_all()
+        import subprocess
+        import sys
+
+        first = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; time.sleep(0.2); sys.stdout.write('hello' * 20000)"],
+            stdout=subprocess.PIPE,
+        )
+        reader = "import os, sys; print(os.get_blocking(0)); print(len(sys.stdin.buffer.read()))"
+        second = subprocess.Popen([sys.executable, "-c", reader], stdin=first.stdout, stdout=subprocess.PIPE)
+        first.stdout.close()
+        out, _ = second.communicate()
+        first.wait()
+        blocking, size = out.decode().split()
+        print("child_sees_blocking=" + blocking)
+        print("size=" + size)
+        print("status=" + str((first.returncode, second.returncode)))
+        """,
+    )
+    got = values(lines)
+    assert got["child_sees_blocking"] == "True"
+    assert got["size"] == str(5 * 20000)
+    assert got["status"] == "(0, 0)"

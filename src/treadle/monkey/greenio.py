@@ -1,20 +1,20 @@
 """Cooperative pipe file objects for ``subprocess``: ``proc.stdout.read()`` blocks only its green task.
 
-Owns: :class:`GreenFileIO`, a ``io.FileIO`` on a non-blocking descriptor
-whose reads and writes wait on the hub while the pipe is empty (full), and
+Owns: :class:`GreenFileIO`, a ``io.FileIO`` whose reads and writes wait on
+the hub while the pipe is empty (full), and
 :data:`subprocess_io`, the ``io`` namespace that the patched ``subprocess``
 module sees, whose ``open`` builds the standard buffered objects (and, as
 ``Popen`` asks, text wrappers) on top of it.
 
-Never: changes the descriptor the child process holds (only the parent's end
-of each pipe is made non-blocking), or reports bytes as written before the
-kernel took them.
+Never: changes a descriptor's flags (a child process may share it), or
+reports bytes as written before the kernel took them.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import select as _select
 import types
 import warnings
 from typing import Any
@@ -23,49 +23,57 @@ from ..net.greensocket import wait_readable, wait_writable
 
 __all__ = ["GreenFileIO", "open_pipe", "subprocess_io"]
 
+_poll = _select.poll  # the standard one, bound before any patching
+_PIPE_BUF = getattr(_select, "PIPE_BUF", 512)
+
 
 class GreenFileIO(io.FileIO):
-    """``io.FileIO`` on a pipe: the descriptor is non-blocking and waits happen on the hub."""
+    """``io.FileIO`` on a pipe whose reads and writes first wait on the hub until they cannot block.
+
+    The descriptor itself stays blocking: its open file description may be
+    shared with a child process (``stdin=proc1.stdout``), which must see the
+    pipe as it always does.  So each call asks the kernel first (a zero
+    ``poll``); when the pipe is not ready the task waits on the hub, and then
+    reads what is there, or writes at most ``PIPE_BUF`` bytes, which a
+    writable pipe takes without blocking.
+    """
 
     def __init__(self, fd: int, mode: str = "r", closefd: bool = True) -> None:
         super().__init__(fd, mode, closefd)
-        os.set_blocking(fd, False)
+        self._poll = _poll()
+        self._poll.register(fd, _select.POLLOUT if "w" in mode else _select.POLLIN)
+
+    def _ready(self, write: bool) -> None:
+        if not self._poll.poll(0):
+            fd = self.fileno()
+            if write:
+                wait_writable(fd)
+            else:
+                wait_readable(fd)
 
     def readinto(self, buffer: Any) -> int:
-        while True:
-            n = super().readinto(buffer)
-            if n is not None:
-                return n
-            wait_readable(self.fileno())
+        self._ready(False)
+        return super().readinto(buffer)  # type: ignore[no-any-return]
 
     def readall(self) -> bytes:
-        # FileIO.readall stops at the first EAGAIN (returning what it has, or
-        # None); the standard blocking one reads to the end of the file.
         chunks: list[bytes] = []
         while True:
+            self._ready(False)
             chunk = super().read(io.DEFAULT_BUFFER_SIZE * 8)
-            if chunk is None:
-                wait_readable(self.fileno())
-            elif not chunk:
+            if not chunk:
                 return b"".join(chunks)
-            else:
-                chunks.append(chunk)
+            chunks.append(chunk)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        while True:
-            data = super().read(size)
-            if data is not None:
-                return data
-            wait_readable(self.fileno())
+        self._ready(False)
+        return super().read(size)  # type: ignore[no-any-return]
 
     def write(self, data: Any) -> int:
-        while True:
-            n = super().write(data)
-            if n is not None:
-                return n
-            wait_writable(self.fileno())
+        self._ready(True)
+        view = memoryview(data).cast("B")
+        return super().write(view[:_PIPE_BUF])
 
 
 def open_pipe(fd: int, mode: str, buffering: int = -1) -> Any:

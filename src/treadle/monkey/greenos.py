@@ -22,6 +22,7 @@ from ..net.greensocket import wait_readable
 __all__ = ["popen_try_wait", "sleep", "waitpid"]
 
 _waitpid = os.waitpid
+_waitid = os.waitid
 _sleep = _stdtime.sleep
 
 
@@ -74,10 +75,51 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
         delay = min(delay * 2, 0.05)
 
 
-def popen_try_wait(self: Any, wait_flags: int) -> tuple[int, int]:
-    """``subprocess.Popen._try_wait`` with the green :func:`waitpid` (the standard one calls ``os.waitpid``)."""
+def _wait_exited(pid: int) -> None:
+    """Block the current green task until child ``pid`` has ended, without reaping it.
+
+    Returns at once if it is not (or no longer) a child of this process.
+    """
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    delay = 0.001
+    pidfd = -1
     try:
-        return waitpid(self.pid, wait_flags)
+        while True:
+            try:
+                if _waitid(os.P_PID, pid, flags) is not None:
+                    return
+            except ChildProcessError:
+                return
+            if in_hub():
+                raise BlockingInHubError(
+                    "Popen.wait() (patched by treadle) would block the event loop: in async code use "
+                    "asyncio's subprocess API (await proc.wait())"
+                )
+            if pidfd < 0:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    pidfd = -2  # no pidfds here: poll
+            if pidfd >= 0:
+                wait_readable(pidfd)
+            else:
+                _green_sleep(delay)
+                delay = min(delay * 2, 0.05)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def popen_try_wait(self: Any, wait_flags: int) -> tuple[int, int]:
+    """``subprocess.Popen._try_wait``: wait on the hub for the child to end, then reap it with ``os.waitpid``.
+
+    ``os.waitpid`` is looked up when called, as the standard method does (a
+    test may replace it); by then it does not block.
+    """
+    if not wait_flags & os.WNOHANG:
+        _wait_exited(self.pid)
+    try:
+        return os.waitpid(self.pid, wait_flags)
     except ChildProcessError:
         # As the standard one: waiting was disabled (SIGCHLD ignored); the
         # child is gone and its status unknown.

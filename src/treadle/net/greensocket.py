@@ -337,6 +337,8 @@ class socket(_StdSocket):
             socket.connect(self, address)
         except _timeout_error:
             return errno.EAGAIN
+        except (_stdsocket.gaierror, _stdsocket.herror):
+            raise  # resolving the address failed: raised, as the standard connect_ex does
         except OSError as exc:
             if exc.errno:
                 return exc.errno
