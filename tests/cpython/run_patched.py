@@ -81,6 +81,8 @@ def main() -> int:
     result = runner.run(kept)
     elapsed = time.monotonic() - started
     failed = [t.id() for t, _ in result.failures + result.errors]
+    for test, trace in result.failures + result.errors:
+        sys.stderr.write(f"FAILED {test.id()}\n{trace}\n")
     passed = result.testsRun - len(failed) - len(result.skipped) - len(result.unexpectedSuccesses)
     print(
         f"{args.name}: {passed} passed, {len(failed)} failed, {len(result.skipped)} skipped, "
