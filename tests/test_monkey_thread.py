@@ -718,3 +718,17 @@ def test_the_green_lock_type_cannot_be_instantiated_directly_as_the_standard_one
     )
     assert got["error"] == "cannot create 'treadle.monkey.greenthread.GreenLock' instances"
     assert got["is_lock_type"] == "True"
+
+
+def test_the_green_lock_type_cannot_be_subclassed_as_the_standard_one(tmp_path: Path) -> None:
+    got = run(
+        tmp_path,
+        """
+        try:
+            class MyLock(type(threading.Lock())):
+                pass
+        except TypeError as exc:
+            print("error=" + str(exc))
+        """,
+    )
+    assert "is not an acceptable base type" in got["error"], got

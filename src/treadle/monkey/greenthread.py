@@ -94,6 +94,10 @@ class GreenLock:
         def __new__(cls) -> GreenLock:
             return _new_lock()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # As the standard lock type: final.
+        raise TypeError("type 'treadle.monkey.greenthread.GreenLock' is not an acceptable base type")
+
     def _setup(self) -> None:
         self._locked = False
         self._waiters = collections.deque()
