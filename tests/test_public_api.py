@@ -11,6 +11,7 @@ import pytest
 import treadle
 
 EXPECTED_EXPORTS = {
+    "DEFAULT_THREAD_LIMIT",
     "BlockingInHubError",
     "EventLoop",
     "EventLoopPolicy",
@@ -29,6 +30,7 @@ EXPECTED_EXPORTS = {
     "sleep",
     "spawn",
     "spawn_later",
+    "to_thread",
 }
 
 
@@ -37,7 +39,7 @@ def test_exports_are_exactly_the_public_names() -> None:
     public = {name for name in vars(treadle) if not name.startswith("_")}
     # Submodules are attributes of the package once imported (treadle.socket and
     # treadle.ssl are public modules); everything else must be listed.
-    assert public - set(treadle.__all__) <= {"annotations", "green", "net", "socket", "ssl"}
+    assert public - set(treadle.__all__) <= {"annotations", "concurrency", "green", "net", "socket", "ssl"}
     for name in treadle.__all__:
         assert getattr(treadle, name) is not None
 

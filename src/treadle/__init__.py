@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._core import EventLoop, EventLoopPolicy, new_event_loop
 from ._runner import install, run
+from .concurrency import DEFAULT_THREAD_LIMIT, to_thread
 from .green import (
     BlockingInHubError,
     GeneratorTask,
@@ -25,6 +26,7 @@ from .green import (
 from .net.server import StreamServer
 
 __all__ = [
+    "DEFAULT_THREAD_LIMIT",
     "BlockingInHubError",
     "EventLoop",
     "EventLoopPolicy",
@@ -43,6 +45,7 @@ __all__ = [
     "sleep",
     "spawn",
     "spawn_later",
+    "to_thread",
 ]
 
 __version__ = "0.1.0"
