@@ -732,3 +732,40 @@ def test_the_green_lock_type_cannot_be_subclassed_as_the_standard_one(tmp_path: 
         """,
     )
     assert "is not an acceptable base type" in got["error"], got
+
+
+def test_a_thread_patch_that_fails_half_way_leaves_both_modules_unpatched(tmp_path: Path) -> None:
+    """``_thread`` is patched first; if ``threading`` then refuses a name, ``_thread`` is put back too."""
+    lines = run_program(
+        tmp_path,
+        """
+        import _thread
+        import threading
+        import types
+
+        originals = (_thread.allocate_lock, _thread.get_ident, _thread.start_new_thread, threading.Lock)
+
+
+        class Guarded(types.ModuleType):
+            def __setattr__(self, name, value):
+                if name == "local":
+                    raise AttributeError("threading.local is read-only here")
+                super().__setattr__(name, value)
+
+
+        threading.__class__ = Guarded
+        from treadle import monkey
+
+        try:
+            monkey.patch_thread()
+        except AttributeError as exc:
+            print("error=" + str(exc))
+        now = (_thread.allocate_lock, _thread.get_ident, _thread.start_new_thread, threading.Lock)
+        print("unchanged=" + str(all(a is b for a, b in zip(originals, now))))
+        print("patched=" + ",".join(monkey.patched_modules()))
+        """,
+    )
+    got = values(lines)
+    assert got["error"] == "threading.local is read-only here"
+    assert got["unchanged"] == "True"
+    assert got["patched"] == ""

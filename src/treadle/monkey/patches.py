@@ -14,7 +14,7 @@ import sys
 from .. import socket as _gsocket
 from .. import ssl as _gssl
 from . import greenio, greenos, greenselect, greenthread
-from .registry import apply, is_patched
+from .registry import apply, is_patched, undo
 
 __all__ = [
     "patch_all",
@@ -193,7 +193,13 @@ def patch_thread() -> bool:
             {"_start_new_thread": greenthread.start_new_thread, "_set_sentinel": greenthread._set_sentinel}
         )
     done = apply("_thread", thread_names)
-    if apply("threading", threading_names) and "_thread_local_info" in threading_names:
+    try:
+        threading_done = apply("threading", threading_names)
+    except BaseException:
+        if done:
+            undo("_thread")  # both modules or neither
+        raise
+    if threading_done and "_thread_local_info" in threading_names:
         import atexit
 
         atexit.register(greenthread.clear_local, threading_names["_thread_local_info"])

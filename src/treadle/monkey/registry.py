@@ -19,7 +19,7 @@ import threading
 import warnings
 from typing import Any
 
-__all__ = ["apply", "get_original", "is_patched", "patched_modules"]
+__all__ = ["apply", "get_original", "is_patched", "patched_modules", "undo"]
 
 _MISSING = object()
 _originals: dict[str, dict[str, Any]] = {}
@@ -163,3 +163,19 @@ def apply(module_name: str, replacements: dict[str, Any], remove: tuple[str, ...
                 "program, before other imports (or use python -m treadle run)."
             )
         return True
+
+
+def undo(module_name: str) -> None:
+    """Put back every original of ``module_name`` (for a patch of several modules that failed half-way)."""
+    with _lock:
+        saved = _originals.pop(module_name, None)
+        if saved is None:
+            return
+        module = importlib.import_module(module_name)
+        for name, value in saved.items():
+            owner, attr = _resolve(module, name)
+            if value is _MISSING:
+                if attr in vars(owner):
+                    delattr(owner, attr)
+            else:
+                setattr(owner, attr, value)
