@@ -13,6 +13,13 @@ import treadle
 EXPECTED_EXPORTS = {
     "DEFAULT_THREAD_LIMIT",
     "BlockingInHubError",
+    "BoundedSemaphore",
+    "CapacityLimiter",
+    "Condition",
+    "Event",
+    "Lock",
+    "RLock",
+    "Semaphore",
     "EventLoop",
     "EventLoopPolicy",
     "GeneratorTask",

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from ._core import EventLoop, EventLoopPolicy, new_event_loop
 from ._runner import install, run
-from .concurrency import DEFAULT_THREAD_LIMIT, to_thread
+from .concurrency import (
+    DEFAULT_THREAD_LIMIT,
+    BoundedSemaphore,
+    CapacityLimiter,
+    Condition,
+    Event,
+    Lock,
+    RLock,
+    Semaphore,
+    to_thread,
+)
 from .green import (
     BlockingInHubError,
     GeneratorTask,
@@ -28,6 +38,13 @@ from .net.server import StreamServer
 __all__ = [
     "DEFAULT_THREAD_LIMIT",
     "BlockingInHubError",
+    "BoundedSemaphore",
+    "CapacityLimiter",
+    "Condition",
+    "Event",
+    "Lock",
+    "RLock",
+    "Semaphore",
     "EventLoop",
     "EventLoopPolicy",
     "GeneratorTask",

@@ -1,5 +1,34 @@
 """The concurrency toolkit: what programs are written with, usable from green and async code alike."""
 
+from .sync import (
+    BoundedSemaphore,
+    CapacityLimiter,
+    CapacityLimiterStatistics,
+    Condition,
+    ConditionStatistics,
+    Event,
+    EventStatistics,
+    Lock,
+    LockStatistics,
+    RLock,
+    Semaphore,
+    SemaphoreStatistics,
+)
 from .threads import DEFAULT_THREAD_LIMIT, to_thread
 
-__all__ = ["DEFAULT_THREAD_LIMIT", "to_thread"]
+__all__ = [
+    "DEFAULT_THREAD_LIMIT",
+    "BoundedSemaphore",
+    "CapacityLimiter",
+    "CapacityLimiterStatistics",
+    "Condition",
+    "ConditionStatistics",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
+    "RLock",
+    "Semaphore",
+    "SemaphoreStatistics",
+    "to_thread",
+]

@@ -1,0 +1,674 @@
+"""Synchronization for green and async tasks alike: Event, Lock, RLock, Semaphore, Condition, CapacityLimiter.
+
+One object serves both styles ("one name, both styles"): a blocking method
+called from green code blocks that green task; called from async code it
+returns an awaitable (``await lock.acquire()``, ``async with lock``).  Green
+and async tasks queue on the same object, and are served in arrival order:
+a lock, a semaphore unit or a token is handed directly to the oldest waiter,
+so a newcomer never overtakes it.
+
+Owns: the primitives and their ``statistics()``.
+
+Never: blocks the loop (a blocking method called from a loop callback, or a
+plain ``with`` in async code, raises ``BlockingInHubError`` naming the fix),
+or loses a hand-off: a waiter cancelled (or timed out) just after it was
+handed the lock gives it to the next one.  Not thread-safe: use them from the
+tasks of one loop (a green task and an async task of the same loop may share
+them); ``treadle.to_thread`` and the monkey patcher's green locks are the way
+across OS threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from greenlet import getcurrent
+
+from ..green.hub import BlockingInHubError
+from .waiting import WaitQueue, current_loop, in_async
+
+__all__ = [
+    "BoundedSemaphore",
+    "CapacityLimiter",
+    "CapacityLimiterStatistics",
+    "Condition",
+    "ConditionStatistics",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
+    "RLock",
+    "Semaphore",
+    "SemaphoreStatistics",
+]
+
+_TIMED_OUT = object()
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _current_task() -> Any:
+    """Who is calling: the async task, or the green task (greenlet)."""
+    if in_async():
+        task = asyncio.current_task()
+        if task is None:
+            raise BlockingInHubError(
+                "a treadle primitive was used from a loop callback, outside any task: call it from a task"
+            )
+        return task
+    return getcurrent()
+
+
+def _no_plain_with(name: str) -> None:
+    if in_async():
+        raise BlockingInHubError(f"`with {name}` in async code would block the event loop: use `async with`")
+
+
+class _Waitable:
+    """The shared waiting logic: a WaitQueue, timeouts, both styles."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters = WaitQueue()
+
+    def _wait(self, what: str, timeout: float | None) -> Any:
+        """Queue the caller; in async code an awaitable, in green code the value it was woken with."""
+        fut = self._waiters.add()
+        timer = None
+        if timeout is not None:
+            timer = current_loop().call_later(timeout, self._time_out, fut)
+        if in_async():
+            return self._wait_async(fut, timer)
+        try:
+            return self._waiters.wait_green(fut, what, self._abandon)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _wait_async(self, fut: asyncio.Future[Any], timer: asyncio.TimerHandle | None) -> Any:
+        try:
+            return await self._waiters.wait_async(fut, self._abandon)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _time_out(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.done():
+            self._waiters.discard(fut)
+            fut.set_result(_TIMED_OUT)
+
+    def _abandon(self, value: Any) -> None:
+        """A waiter that was handed ``value`` left before it could use it (cancelled): pass it on."""
+
+
+# -- Event ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventStatistics:
+    tasks_waiting: int
+
+
+class Event(_Waitable):
+    """A flag that tasks wait for: ``set()`` wakes every waiter; ``wait()`` returns at once while it is set."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flag = False
+
+    def __repr__(self) -> str:
+        return f"<treadle.Event {'set' if self._flag else 'unset'}, {len(self._waiters)} waiting>"
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        if not self._flag:
+            self._flag = True
+            self._waiters.wake_all(True)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait until the flag is set: True; False if ``timeout`` (s) passed first. Both styles."""
+        timeout = _check_timeout(timeout)
+        if self._flag or timeout == 0:
+            return _ready(self._flag)
+        result = self._wait("Event.wait()", timeout)
+        return _map(result, lambda value: value is not _TIMED_OUT)
+
+    def statistics(self) -> EventStatistics:
+        return EventStatistics(tasks_waiting=len(self._waiters))
+
+
+# -- Lock and RLock ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockStatistics:
+    locked: bool
+    owner: Any
+    tasks_waiting: int
+
+
+_HANDED_OFF = object()  # the owner while the lock goes to a woken waiter that has not run yet
+
+
+class Lock(_Waitable):
+    """A mutual-exclusion lock owned by the task that acquired it; waiters get it in arrival order."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner: Any = None
+
+    def __repr__(self) -> str:
+        state = "locked" if self._owner is not None else "unlocked"
+        return f"<treadle.Lock {state}, {len(self._waiters)} waiting>"
+
+    def locked(self) -> bool:
+        return self._owner is not None
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
+        """Take the lock: True; False if not ``blocking`` and it is held, or after ``timeout`` (s). Both styles."""
+        timeout = _check_timeout(timeout)
+        me = _current_task()
+        if self._owner is me:
+            raise RuntimeError("this task already holds the lock (use RLock to acquire it again)")
+        if self._owner is None and not self._waiters:
+            self._owner = me
+            return _ready(True)
+        if not blocking or timeout == 0:
+            return _ready(False)
+        result = self._wait("Lock.acquire()", timeout)
+        return _map(result, lambda value: self._taken(value, me))
+
+    def _taken(self, value: Any, me: Any) -> bool:
+        if value is _TIMED_OUT:
+            return False
+        self._owner = me
+        return True
+
+    def acquire_nowait(self) -> bool:
+        """Take the lock if it is free (and nobody waits): True, else False. Never blocks."""
+        me = _current_task()
+        if self._owner is None and not self._waiters:
+            self._owner = me
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give the lock up (only its owner may); the oldest waiter gets it."""
+        if self._owner is None:
+            raise RuntimeError("release of an unlocked lock")
+        if self._owner is not _current_task():
+            raise RuntimeError("the lock is released by a task that does not hold it")
+        self._hand_off()
+
+    def _hand_off(self) -> None:
+        self._owner = _HANDED_OFF if self._waiters.wake_first(True) else None
+
+    def _abandon(self, value: Any) -> None:
+        if value is not _TIMED_OUT:
+            self._hand_off()  # handed to a waiter that was cancelled before it ran
+
+    def statistics(self) -> LockStatistics:
+        owner = None if self._owner is _HANDED_OFF else self._owner
+        return LockStatistics(locked=self.locked(), owner=owner, tasks_waiting=len(self._waiters))
+
+    def __enter__(self) -> bool:
+        _no_plain_with("lock")
+        return self.acquire()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire()  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RLock(Lock):
+    """A lock its owner may acquire again; it is free once released as many times as acquired."""
+
+    __slots__ = ("_count",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
+        if self._owner is not None and self._owner is _current_task():
+            self._count += 1
+            return _ready(True)
+        return _map(super().acquire(blocking, timeout), self._first)
+
+    def _first(self, got: bool) -> bool:
+        if got:
+            self._count = 1
+        return got
+
+    def acquire_nowait(self) -> bool:
+        if self._owner is not None and self._owner is _current_task():
+            self._count += 1
+            return True
+        return self._first(super().acquire_nowait())
+
+    def release(self) -> None:
+        if self._owner is None:
+            raise RuntimeError("release of an unlocked lock")
+        if self._owner is not _current_task():
+            raise RuntimeError("the lock is released by a task that does not hold it")
+        self._count -= 1
+        if self._count == 0:
+            self._hand_off()
+
+
+# -- Semaphores ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SemaphoreStatistics:
+    value: int
+    tasks_waiting: int
+
+
+class Semaphore(_Waitable):
+    """A counter of units: ``acquire`` takes one (waiting while none is left), ``release`` gives one back."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: int = 1) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Semaphore value must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"Semaphore value must be >= 0, got {value}")
+        super().__init__()
+        self._value = value
+
+    def __repr__(self) -> str:
+        return f"<treadle.{type(self).__name__} value={self._value}, {len(self._waiters)} waiting>"
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def locked(self) -> bool:
+        return self._value == 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
+        """Take a unit: True; False if not ``blocking`` and none is left, or after ``timeout`` (s). Both styles."""
+        timeout = _check_timeout(timeout)
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return _ready(True)
+        if not blocking or timeout == 0:
+            return _ready(False)
+        result = self._wait(f"{type(self).__name__}.acquire()", timeout)
+        return _map(result, lambda value: value is not _TIMED_OUT)
+
+    def acquire_nowait(self) -> bool:
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give a unit back: to the oldest waiter if there is one."""
+        if not self._waiters.wake_first(True):
+            self._value += 1
+
+    def _abandon(self, value: Any) -> None:
+        if value is not _TIMED_OUT:
+            self.release()
+
+    def statistics(self) -> SemaphoreStatistics:
+        return SemaphoreStatistics(value=self._value, tasks_waiting=len(self._waiters))
+
+    def __enter__(self) -> bool:
+        _no_plain_with("semaphore")
+        return self.acquire()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire()  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore whose ``release`` raises ``ValueError`` above its initial value."""
+
+    __slots__ = ("_initial",)
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._initial = value
+
+    def release(self) -> None:
+        if self._value >= self._initial and not self._waiters:
+            raise ValueError("BoundedSemaphore released too many times")
+        super().release()
+
+
+# -- Condition -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConditionStatistics:
+    tasks_waiting: int
+    lock_statistics: LockStatistics
+
+
+class Condition(_Waitable):
+    """Wait until notified, with a lock held around the check (``threading.Condition`` for tasks)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: Lock | None = None) -> None:
+        if lock is not None and not isinstance(lock, Lock):
+            raise TypeError(f"Condition lock must be a treadle Lock or RLock, got {lock!r}")
+        super().__init__()
+        self._lock = lock if lock is not None else Lock()
+
+    def __repr__(self) -> str:
+        return f"<treadle.Condition {self._lock!r}, {len(self._waiters)} waiting>"
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Release the lock, wait for a notification, take the lock back: True; False after ``timeout``.
+
+        The lock is taken back however the wait ends (cancelled too), as
+        ``asyncio.Condition`` and ``threading.Condition`` do.  Both styles.
+        """
+        timeout = _check_timeout(timeout)
+        me = _current_task()
+        if self._lock._owner is not me:
+            raise RuntimeError("Condition.wait() needs the lock: acquire it first")
+        saved = self._release_all()
+        if in_async():
+            return self._wait_then_relock_async(timeout, saved)
+        try:
+            result = self._wait("Condition.wait()", timeout)
+        finally:
+            self._relock_green(saved)
+        return result is not _TIMED_OUT
+
+    async def _wait_then_relock_async(self, timeout: float | None, saved: int) -> bool:
+        try:
+            result = await self._wait("Condition.wait()", timeout)
+        finally:
+            await self._relock_async(saved)
+        return result is not _TIMED_OUT
+
+    def _release_all(self) -> int:
+        """Release the lock fully (an RLock may be held several times); the count to restore."""
+        count = self._lock._count if isinstance(self._lock, RLock) else 1
+        if isinstance(self._lock, RLock):
+            self._lock._count = 1
+        self._lock.release()
+        return count
+
+    def _restore(self, count: int) -> None:
+        if isinstance(self._lock, RLock):
+            self._lock._count = count
+
+    def _relock_green(self, count: int) -> None:
+        cancelled: BaseException | None = None
+        while True:
+            try:
+                self._lock.acquire()
+                break
+            except BaseException as exc:  # cancelled again: the lock first, then the cancellation
+                cancelled = exc
+        self._restore(count)
+        if cancelled is not None:
+            raise cancelled
+
+    async def _relock_async(self, count: int) -> None:
+        cancelled: BaseException | None = None
+        while True:
+            try:
+                await self._lock.acquire()
+                break
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        self._restore(count)
+        if cancelled is not None:
+            raise cancelled
+
+    def wait_for(self, predicate: Any, timeout: float | None = None) -> Any:
+        """Wait until ``predicate()`` is true (checked with the lock held); its last value. Both styles."""
+        timeout = _check_timeout(timeout)
+        if in_async():
+            return self._wait_for_async(predicate, timeout)
+        loop = current_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        result = predicate()
+        while not result:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            self.wait(remaining)
+            result = predicate()
+        return result
+
+    async def _wait_for_async(self, predicate: Any, timeout: float | None) -> Any:
+        loop = current_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        result = predicate()
+        while not result:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            await self.wait(remaining)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters (the oldest first); the caller must hold the lock."""
+        if self._lock._owner is not _current_task():
+            raise RuntimeError("Condition.notify() needs the lock: acquire it first")
+        for _ in range(n):
+            if not self._waiters.wake_first(True):
+                break
+
+    def notify_all(self) -> None:
+        if self._lock._owner is not _current_task():
+            raise RuntimeError("Condition.notify_all() needs the lock: acquire it first")
+        self._waiters.wake_all(True)
+
+    def statistics(self) -> ConditionStatistics:
+        return ConditionStatistics(tasks_waiting=len(self._waiters), lock_statistics=self._lock.statistics())
+
+    def __enter__(self) -> bool:
+        _no_plain_with("condition")
+        return self._lock.acquire()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> bool:
+        return await self._lock.acquire()  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+# -- CapacityLimiter -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityLimiterStatistics:
+    borrowed_tokens: int
+    total_tokens: float
+    borrowers: tuple[Any, ...]
+    tasks_waiting: int
+
+
+class CapacityLimiter(_Waitable):
+    """At most ``total_tokens`` borrowers at once, each holding one token (trio's and anyio's limiter)."""
+
+    __slots__ = ("_total", "_borrowers", "_pending")
+
+    def __init__(self, total_tokens: float) -> None:
+        super().__init__()
+        self._total = self._check_total(total_tokens)
+        self._borrowers: set[Any] = set()
+        self._pending: dict[asyncio.Future[Any], Any] = {}  # waiter → the borrower it waits for
+
+    @staticmethod
+    def _check_total(total: Any) -> float:
+        if isinstance(total, bool) or not isinstance(total, (int, float)):
+            raise TypeError(f"total_tokens must be an int or math.inf, got {total!r}")
+        if not isinstance(total, int) and total != math.inf:
+            raise TypeError(f"total_tokens must be an int or math.inf, got {total!r}")
+        if total < 1:
+            raise ValueError(f"total_tokens must be >= 1, got {total!r}")
+        return total
+
+    def __repr__(self) -> str:
+        return f"<treadle.CapacityLimiter {len(self._borrowers)}/{self._total} borrowed, {len(self._waiters)} waiting>"
+
+    @property
+    def total_tokens(self) -> float:
+        return self._total
+
+    @total_tokens.setter
+    def total_tokens(self, value: float) -> None:
+        self._total = self._check_total(value)
+        self._grant_waiting()
+
+    @property
+    def borrowed_tokens(self) -> int:
+        return len(self._borrowers)
+
+    @property
+    def available_tokens(self) -> float:
+        return self._total - len(self._borrowers)
+
+    def acquire(self) -> Any:
+        """Borrow a token for the current task, waiting while none is free. Both styles."""
+        return self.acquire_on_behalf_of(_current_task())
+
+    def acquire_nowait(self) -> bool:
+        return self.acquire_on_behalf_of_nowait(_current_task())
+
+    def acquire_on_behalf_of(self, borrower: Any) -> Any:
+        if self.acquire_on_behalf_of_nowait(borrower):
+            return _ready(None)
+        fut = self._waiters.add()
+        self._pending[fut] = borrower
+        fut.add_done_callback(self._forget_pending)
+        if in_async():
+            return self._waiters.wait_async(fut, self._abandon_token(borrower))
+        self._waiters.wait_green(fut, "CapacityLimiter.acquire()", self._abandon_token(borrower))
+        return None
+
+    def _forget_pending(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.pop(fut, None)
+
+    def acquire_on_behalf_of_nowait(self, borrower: Any) -> bool:
+        if borrower in self._borrowers:
+            raise RuntimeError(f"{borrower!r} already holds one of this CapacityLimiter's tokens")
+        if len(self._borrowers) < self._total and not self._waiters:
+            self._borrowers.add(borrower)
+            return True
+        return False
+
+    def release(self) -> None:
+        self.release_on_behalf_of(_current_task())
+
+    def release_on_behalf_of(self, borrower: Any) -> None:
+        if borrower not in self._borrowers:
+            raise RuntimeError(f"{borrower!r} does not hold a token of this CapacityLimiter")
+        self._borrowers.discard(borrower)
+        self._grant_waiting()
+
+    def _grant_waiting(self) -> None:
+        while len(self._borrowers) < self._total:
+            fut = self._waiters.pop_first_live()
+            if fut is None:
+                break
+            self._borrowers.add(self._pending.pop(fut))
+            fut.set_result(None)
+
+    def _abandon_token(self, borrower: Any) -> Any:
+        def give_back(value: Any) -> None:
+            if borrower in self._borrowers:
+                self.release_on_behalf_of(borrower)
+
+        return give_back
+
+    def statistics(self) -> CapacityLimiterStatistics:
+        return CapacityLimiterStatistics(
+            borrowed_tokens=len(self._borrowers),
+            total_tokens=self._total,
+            borrowers=tuple(self._borrowers),
+            tasks_waiting=len(self._waiters),
+        )
+
+    def __enter__(self) -> None:
+        _no_plain_with("limiter")
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- helpers for both styles -----------------------------------------------------------------------------
+
+
+async def _ready_async(value: Any) -> Any:
+    return value
+
+
+def _ready(value: Any) -> Any:
+    """An immediate result: the value in green code, an awaitable of it in async code."""
+    return _ready_async(value) if in_async() else value
+
+
+async def _map_async(aw: Any, fn: Any) -> Any:
+    return fn(await aw)
+
+
+def _map(result: Any, fn: Any) -> Any:
+    """Apply ``fn`` to a wait's result: now in green code, after the await in async code."""
+    if asyncio.iscoroutine(result):
+        return _map_async(result, fn)
+    return fn(result)

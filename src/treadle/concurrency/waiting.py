@@ -1,0 +1,135 @@
+"""How the toolkit's blocking methods wait, in both styles, on one kind of waiter: a loop future.
+
+Owns: :class:`WaitQueue`, the FIFO of futures that a primitive's blocked
+callers wait on (green tasks and async tasks in one queue, served in arrival
+order), :func:`green_wait` (a green task blocks until a future is done) and
+:func:`both_styles`, the rule that picks the style: called from the hub (async
+code) a blocking method returns an awaitable; from green code it blocks.
+
+Never: wakes a waiter twice, or loses a wake-up: a waiter that is cancelled
+after it was granted something (the future has a result) gives it back
+through the primitive's ``on_abandon`` hook before the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Any
+
+from ..green.hub import Waiter, get_hub, in_hub
+
+__all__ = ["WaitQueue", "current_loop", "green_wait", "in_async"]
+
+
+def in_async() -> bool:
+    """True when the caller is async code (the hub): blocking methods must return awaitables there."""
+    return in_hub()
+
+
+def current_loop() -> asyncio.AbstractEventLoop:
+    """The loop a waiter's future belongs to: the running one in async code, the hub's in green code."""
+    loop = asyncio._get_running_loop()
+    if loop is not None and in_hub():
+        return loop
+    return get_hub().loop
+
+
+def green_wait(fut: asyncio.Future[Any], what: str) -> Any:
+    """Block the current green task until ``fut`` is done; return its result.
+
+    If the task is cancelled or killed meanwhile, ``fut`` is cancelled unless
+    it is already done, and the exception propagates; the caller can tell
+    from ``fut`` whether something was granted in the same moment.
+    """
+    if not fut.done():
+        waiter = Waiter()
+        fut.add_done_callback(waiter.switch)
+        try:
+            waiter.wait(what)
+        except BaseException:
+            if not fut.done():
+                fut.cancel()
+            raise
+        finally:
+            fut.remove_done_callback(waiter.switch)
+    return fut.result()
+
+
+class WaitQueue:
+    """The blocked callers of one primitive, oldest first."""
+
+    __slots__ = ("_futures",)
+
+    def __init__(self) -> None:
+        self._futures: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def __bool__(self) -> bool:
+        return bool(self._futures)
+
+    def add(self) -> asyncio.Future[Any]:
+        """A new waiter at the end of the queue."""
+        fut = current_loop().create_future()
+        self._futures.append(fut)
+        return fut
+
+    def discard(self, fut: asyncio.Future[Any]) -> None:
+        try:
+            self._futures.remove(fut)
+        except ValueError:
+            pass
+
+    def wake_first(self, value: Any = True) -> bool:
+        """Complete the oldest live waiter with ``value``; False if there is none."""
+        while self._futures:
+            fut = self._futures.popleft()
+            if not fut.done():
+                fut.set_result(value)
+                return True
+        return False
+
+    def pop_first_live(self) -> asyncio.Future[Any] | None:
+        """Take the oldest waiter that is still waiting off the queue (the caller completes it)."""
+        while self._futures:
+            fut = self._futures.popleft()
+            if not fut.done():
+                return fut
+        return None
+
+    def wake_all(self, value: Any = True) -> int:
+        woken = 0
+        while self._futures:
+            fut = self._futures.popleft()
+            if not fut.done():
+                fut.set_result(value)
+                woken += 1
+        return woken
+
+    def wait_green(self, fut: asyncio.Future[Any], what: str, on_abandon: Callable[[Any], None] | None) -> Any:
+        """Green: wait for ``fut`` (from :meth:`add`); if abandoned after it was granted, ``on_abandon(value)``."""
+        try:
+            return green_wait(fut, what)
+        except BaseException:
+            self._abandon(fut, on_abandon)
+            raise
+
+    async def wait_async(self, fut: asyncio.Future[Any], on_abandon: Callable[[Any], None] | None) -> Any:
+        """Async: await ``fut`` (from :meth:`add`); if abandoned after it was granted, ``on_abandon(value)``."""
+        try:
+            return await fut
+        except BaseException:
+            self._abandon(fut, on_abandon)
+            raise
+
+    def _abandon(self, fut: asyncio.Future[Any], on_abandon: Callable[[Any], None] | None) -> None:
+        if fut.done() and not fut.cancelled():
+            if on_abandon is not None:
+                on_abandon(fut.result())
+        else:
+            if not fut.done():
+                fut.cancel()
+            self.discard(fut)
