@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,28 +77,63 @@ def _no_plain_with(name: str) -> None:
 
 
 class _Waitable:
-    """The shared waiting logic: a WaitQueue, timeouts, both styles."""
+    """The shared waiting logic: a WaitQueue, timeouts, and the two styles.
+
+    :meth:`_take` is the one shape of every blocking method: ``try_now()``
+    takes what is asked for if it can (True), else the caller queues and
+    waits; ``on_woken(value)`` turns what woke it into the result.  In async
+    code all of it runs when the returned coroutine first runs, so a task
+    cancelled before that never leaves a waiter behind.
+    """
 
     __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
         self._waiters = WaitQueue()
 
-    def _wait(self, what: str, timeout: float | None) -> Any:
-        """Queue the caller; in async code an awaitable, in green code the value it was woken with."""
-        fut = self._waiters.add()
-        timer = None
-        if timeout is not None:
-            timer = current_loop().call_later(timeout, self._time_out, fut)
+    def _take(
+        self,
+        try_now: Callable[[], bool],
+        on_woken: Callable[[Any], Any],
+        what: str,
+        blocking: bool = True,
+        timeout: float | None = None,
+        who: Any = None,
+    ) -> Any:
         if in_async():
-            return self._wait_async(fut, timer)
+            return self._take_async(try_now, on_woken, blocking, timeout, who)
+        if try_now():
+            return True
+        if not blocking or timeout == 0:
+            return False
+        return on_woken(self._wait_green(what, timeout, who))
+
+    async def _take_async(
+        self,
+        try_now: Callable[[], bool],
+        on_woken: Callable[[Any], Any],
+        blocking: bool,
+        timeout: float | None,
+        who: Any,
+    ) -> Any:
+        if try_now():
+            return True
+        if not blocking or timeout == 0:
+            return False
+        return on_woken(await self._wait_async(timeout, who))
+
+    def _wait_green(self, what: str, timeout: float | None, who: Any = None) -> Any:
+        fut = self._waiters.add(who)
+        timer = current_loop().call_later(timeout, self._time_out, fut) if timeout is not None else None
         try:
             return self._waiters.wait_green(fut, what, self._abandon)
         finally:
             if timer is not None:
                 timer.cancel()
 
-    async def _wait_async(self, fut: asyncio.Future[Any], timer: asyncio.TimerHandle | None) -> Any:
+    async def _wait_async(self, timeout: float | None, who: Any = None) -> Any:
+        fut = self._waiters.add(who)
+        timer = current_loop().call_later(timeout, self._time_out, fut) if timeout is not None else None
         try:
             return await self._waiters.wait_async(fut, self._abandon)
         finally:
@@ -147,10 +183,7 @@ class Event(_Waitable):
     def wait(self, timeout: float | None = None) -> Any:
         """Wait until the flag is set: True; False if ``timeout`` (s) passed first. Both styles."""
         timeout = _check_timeout(timeout)
-        if self._flag or timeout == 0:
-            return _ready(self._flag)
-        result = self._wait("Event.wait()", timeout)
-        return _map(result, lambda value: value is not _TIMED_OUT)
+        return self._take(self.is_set, _not_timed_out, "Event.wait()", True, timeout)
 
     def statistics(self) -> EventStatistics:
         return EventStatistics(tasks_waiting=len(self._waiters))
@@ -164,9 +197,6 @@ class LockStatistics:
     locked: bool
     owner: Any
     tasks_waiting: int
-
-
-_HANDED_OFF = object()  # the owner while the lock goes to a woken waiter that has not run yet
 
 
 class Lock(_Waitable):
@@ -187,31 +217,28 @@ class Lock(_Waitable):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
         """Take the lock: True; False if not ``blocking`` and it is held, or after ``timeout`` (s). Both styles."""
-        timeout = _check_timeout(timeout)
-        me = _current_task()
+        return self._acquire_as(_current_task(), blocking, _check_timeout(timeout))
+
+    def _acquire_as(self, me: Any, blocking: bool = True, timeout: float | None = None) -> Any:
+        """Acquire on behalf of ``me`` (worked out when the caller called, not when a coroutine runs)."""
+        self._check_reentry(me)
+        return self._take(lambda: self._try_take(me), _not_timed_out, "Lock.acquire()", blocking, timeout, me)
+
+    def _check_reentry(self, me: Any) -> None:
         if self._owner is me:
             raise RuntimeError("this task already holds the lock (use RLock to acquire it again)")
-        if self._owner is None and not self._waiters:
-            self._owner = me
-            return _ready(True)
-        if not blocking or timeout == 0:
-            return _ready(False)
-        result = self._wait("Lock.acquire()", timeout)
-        return _map(result, lambda value: self._taken(value, me))
 
-    def _taken(self, value: Any, me: Any) -> bool:
-        if value is _TIMED_OUT:
-            return False
-        self._owner = me
-        return True
-
-    def acquire_nowait(self) -> bool:
-        """Take the lock if it is free (and nobody waits): True, else False. Never blocks."""
-        me = _current_task()
+    def _try_take(self, me: Any) -> bool:
         if self._owner is None and not self._waiters:
             self._owner = me
             return True
         return False
+
+    def acquire_nowait(self) -> bool:
+        """Take the lock if it is free (and nobody waits): True, else False. Never blocks."""
+        me = _current_task()
+        self._check_reentry(me)
+        return self._try_take(me)
 
     def release(self) -> None:
         """Give the lock up (only its owner may); the oldest waiter gets it."""
@@ -222,15 +249,19 @@ class Lock(_Waitable):
         self._hand_off()
 
     def _hand_off(self) -> None:
-        self._owner = _HANDED_OFF if self._waiters.wake_first(True) else None
+        entry = self._waiters.pop_first_live()
+        if entry is None:
+            self._owner = None
+        else:
+            self._owner = entry[1]  # the waiter owns it from now on, before it even runs
+            entry[0].set_result(True)
 
     def _abandon(self, value: Any) -> None:
         if value is not _TIMED_OUT:
             self._hand_off()  # handed to a waiter that was cancelled before it ran
 
     def statistics(self) -> LockStatistics:
-        owner = None if self._owner is _HANDED_OFF else self._owner
-        return LockStatistics(locked=self.locked(), owner=owner, tasks_waiting=len(self._waiters))
+        return LockStatistics(locked=self.locked(), owner=self._owner, tasks_waiting=len(self._waiters))
 
     def __enter__(self) -> bool:
         _no_plain_with("lock")
@@ -255,22 +286,22 @@ class RLock(Lock):
         super().__init__()
         self._count = 0
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
-        if self._owner is not None and self._owner is _current_task():
-            self._count += 1
-            return _ready(True)
-        return _map(super().acquire(blocking, timeout), self._first)
+    def _check_reentry(self, me: Any) -> None:
+        pass  # allowed
 
-    def _first(self, got: bool) -> bool:
-        if got:
-            self._count = 1
-        return got
-
-    def acquire_nowait(self) -> bool:
-        if self._owner is not None and self._owner is _current_task():
+    def _try_take(self, me: Any) -> bool:
+        if self._owner is me:
             self._count += 1
             return True
-        return self._first(super().acquire_nowait())
+        if super()._try_take(me):
+            self._count = 1
+            return True
+        return False
+
+    def _hand_off(self) -> None:
+        super()._hand_off()
+        if self._owner is not None:
+            self._count = 1  # the new owner's first acquisition
 
     def release(self) -> None:
         if self._owner is None:
@@ -317,13 +348,7 @@ class Semaphore(_Waitable):
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
         """Take a unit: True; False if not ``blocking`` and none is left, or after ``timeout`` (s). Both styles."""
         timeout = _check_timeout(timeout)
-        if self._value > 0 and not self._waiters:
-            self._value -= 1
-            return _ready(True)
-        if not blocking or timeout == 0:
-            return _ready(False)
-        result = self._wait(f"{type(self).__name__}.acquire()", timeout)
-        return _map(result, lambda value: value is not _TIMED_OUT)
+        return self._take(self.acquire_nowait, _not_timed_out, f"{type(self).__name__}.acquire()", blocking, timeout)
 
     def acquire_nowait(self) -> bool:
         if self._value > 0 and not self._waiters:
@@ -408,45 +433,52 @@ class Condition(_Waitable):
         """Release the lock, wait for a notification, take the lock back: True; False after ``timeout``.
 
         The lock is taken back however the wait ends (cancelled too), as
-        ``asyncio.Condition`` and ``threading.Condition`` do.  Both styles.
+        ``asyncio.Condition`` and ``threading.Condition`` do, and on behalf of
+        the task that called (even if an ``asyncio.wait_for`` runs the wait
+        in a task of its own).  Both styles.
         """
         timeout = _check_timeout(timeout)
         me = _current_task()
-        if self._lock._owner is not me:
-            raise RuntimeError("Condition.wait() needs the lock: acquire it first")
-        saved = self._release_all()
+        self._check_owner(me, "wait")
         if in_async():
-            return self._wait_then_relock_async(timeout, saved)
+            return self._wait_async_relock(me, timeout)
+        saved = self._release_all()
         try:
-            result = self._wait("Condition.wait()", timeout)
+            result = self._wait_green("Condition.wait()", timeout)
         finally:
-            self._relock_green(saved)
+            self._relock_green(me, saved)
         return result is not _TIMED_OUT
 
-    async def _wait_then_relock_async(self, timeout: float | None, saved: int) -> bool:
+    async def _wait_async_relock(self, me: Any, timeout: float | None) -> bool:
+        saved = self._release_all()
         try:
-            result = await self._wait("Condition.wait()", timeout)
+            result = await self._wait_async(timeout)
         finally:
-            await self._relock_async(saved)
+            await self._relock_async(me, saved)
         return result is not _TIMED_OUT
+
+    def _check_owner(self, me: Any, what: str) -> None:
+        if self._lock._owner is not me:
+            raise RuntimeError(f"Condition.{what}() needs the lock: acquire it first")
 
     def _release_all(self) -> int:
         """Release the lock fully (an RLock may be held several times); the count to restore."""
-        count = self._lock._count if isinstance(self._lock, RLock) else 1
-        if isinstance(self._lock, RLock):
-            self._lock._count = 1
-        self._lock.release()
+        lock = self._lock
+        count = 1
+        if isinstance(lock, RLock):
+            count, lock._count = lock._count, 1
+        lock._hand_off()
         return count
 
     def _restore(self, count: int) -> None:
         if isinstance(self._lock, RLock):
             self._lock._count = count
 
-    def _relock_green(self, count: int) -> None:
+    def _relock_green(self, me: Any, count: int) -> None:
         cancelled: BaseException | None = None
         while True:
             try:
-                self._lock.acquire()
+                self._lock._acquire_as(me)
                 break
             except BaseException as exc:  # cancelled again: the lock first, then the cancellation
                 cancelled = exc
@@ -454,11 +486,11 @@ class Condition(_Waitable):
         if cancelled is not None:
             raise cancelled
 
-    async def _relock_async(self, count: int) -> None:
+    async def _relock_async(self, me: Any, count: int) -> None:
         cancelled: BaseException | None = None
         while True:
             try:
-                await self._lock.acquire()
+                await self._lock._acquire_as(me)
                 break
             except asyncio.CancelledError as exc:
                 cancelled = exc
@@ -466,11 +498,17 @@ class Condition(_Waitable):
         if cancelled is not None:
             raise cancelled
 
+    def _abandon(self, value: Any) -> None:
+        if value is not _TIMED_OUT:
+            self._waiters.wake_first(True)  # a notified waiter left: the notification goes to the next
+
     def wait_for(self, predicate: Any, timeout: float | None = None) -> Any:
         """Wait until ``predicate()`` is true (checked with the lock held); its last value. Both styles."""
         timeout = _check_timeout(timeout)
+        me = _current_task()
+        self._check_owner(me, "wait_for")
         if in_async():
-            return self._wait_for_async(predicate, timeout)
+            return self._wait_for_async(me, predicate, timeout)
         loop = current_loop()
         deadline = None if timeout is None else loop.time() + timeout
         result = predicate()
@@ -478,11 +516,15 @@ class Condition(_Waitable):
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 break
-            self.wait(remaining)
+            saved = self._release_all()
+            try:
+                self._wait_green("Condition.wait_for()", remaining)
+            finally:
+                self._relock_green(me, saved)
             result = predicate()
         return result
 
-    async def _wait_for_async(self, predicate: Any, timeout: float | None) -> Any:
+    async def _wait_for_async(self, me: Any, predicate: Any, timeout: float | None) -> Any:
         loop = current_loop()
         deadline = None if timeout is None else loop.time() + timeout
         result = predicate()
@@ -490,21 +532,19 @@ class Condition(_Waitable):
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 break
-            await self.wait(remaining)
+            await self._wait_async_relock(me, remaining)
             result = predicate()
         return result
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters (the oldest first); the caller must hold the lock."""
-        if self._lock._owner is not _current_task():
-            raise RuntimeError("Condition.notify() needs the lock: acquire it first")
+        self._check_owner(_current_task(), "notify")
         for _ in range(n):
             if not self._waiters.wake_first(True):
                 break
 
     def notify_all(self) -> None:
-        if self._lock._owner is not _current_task():
-            raise RuntimeError("Condition.notify_all() needs the lock: acquire it first")
+        self._check_owner(_current_task(), "notify_all")
         self._waiters.wake_all(True)
 
     def statistics(self) -> ConditionStatistics:
@@ -538,13 +578,12 @@ class CapacityLimiterStatistics:
 class CapacityLimiter(_Waitable):
     """At most ``total_tokens`` borrowers at once, each holding one token (trio's and anyio's limiter)."""
 
-    __slots__ = ("_total", "_borrowers", "_pending")
+    __slots__ = ("_total", "_borrowers")
 
     def __init__(self, total_tokens: float) -> None:
         super().__init__()
         self._total = self._check_total(total_tokens)
         self._borrowers: set[Any] = set()
-        self._pending: dict[asyncio.Future[Any], Any] = {}  # waiter → the borrower it waits for
 
     @staticmethod
     def _check_total(total: Any) -> float:
@@ -584,22 +623,18 @@ class CapacityLimiter(_Waitable):
         return self.acquire_on_behalf_of_nowait(_current_task())
 
     def acquire_on_behalf_of(self, borrower: Any) -> Any:
-        if self.acquire_on_behalf_of_nowait(borrower):
-            return _ready(None)
-        fut = self._waiters.add()
-        self._pending[fut] = borrower
-        fut.add_done_callback(self._forget_pending)
-        if in_async():
-            return self._waiters.wait_async(fut, self._abandon_token(borrower))
-        self._waiters.wait_green(fut, "CapacityLimiter.acquire()", self._abandon_token(borrower))
-        return None
-
-    def _forget_pending(self, fut: asyncio.Future[Any]) -> None:
-        self._pending.pop(fut, None)
+        """Borrow a token for ``borrower`` (any object), waiting while none is free. Both styles."""
+        if borrower in self._borrowers or self._waiters.waiting_for(borrower):
+            raise RuntimeError(f"{borrower!r} already holds (or waits for) one of this CapacityLimiter's tokens")
+        taken = self._take(lambda: self._try_borrow(borrower), _true, "CapacityLimiter.acquire()", who=borrower)
+        return _returning_none(taken) if in_async() else None
 
     def acquire_on_behalf_of_nowait(self, borrower: Any) -> bool:
-        if borrower in self._borrowers:
-            raise RuntimeError(f"{borrower!r} already holds one of this CapacityLimiter's tokens")
+        if borrower in self._borrowers or self._waiters.waiting_for(borrower):
+            raise RuntimeError(f"{borrower!r} already holds (or waits for) one of this CapacityLimiter's tokens")
+        return self._try_borrow(borrower)
+
+    def _try_borrow(self, borrower: Any) -> bool:
         if len(self._borrowers) < self._total and not self._waiters:
             self._borrowers.add(borrower)
             return True
@@ -616,18 +651,15 @@ class CapacityLimiter(_Waitable):
 
     def _grant_waiting(self) -> None:
         while len(self._borrowers) < self._total:
-            fut = self._waiters.pop_first_live()
-            if fut is None:
+            entry = self._waiters.pop_first_live()
+            if entry is None:
                 break
-            self._borrowers.add(self._pending.pop(fut))
-            fut.set_result(None)
+            self._borrowers.add(entry[1])  # borrowed from now on, before the waiter even runs
+            entry[0].set_result(entry[1])
 
-    def _abandon_token(self, borrower: Any) -> Any:
-        def give_back(value: Any) -> None:
-            if borrower in self._borrowers:
-                self.release_on_behalf_of(borrower)
-
-        return give_back
+    def _abandon(self, borrower: Any) -> None:
+        if borrower is not _TIMED_OUT and borrower in self._borrowers:
+            self.release_on_behalf_of(borrower)
 
     def statistics(self) -> CapacityLimiterStatistics:
         return CapacityLimiterStatistics(
@@ -651,24 +683,16 @@ class CapacityLimiter(_Waitable):
         self.release()
 
 
-# -- helpers for both styles -----------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------------
 
 
-async def _ready_async(value: Any) -> Any:
-    return value
+def _not_timed_out(value: Any) -> bool:
+    return value is not _TIMED_OUT
 
 
-def _ready(value: Any) -> Any:
-    """An immediate result: the value in green code, an awaitable of it in async code."""
-    return _ready_async(value) if in_async() else value
+def _true(value: Any) -> bool:
+    return True
 
 
-async def _map_async(aw: Any, fn: Any) -> Any:
-    return fn(await aw)
-
-
-def _map(result: Any, fn: Any) -> Any:
-    """Apply ``fn`` to a wait's result: now in green code, after the await in async code."""
-    if asyncio.iscoroutine(result):
-        return _map_async(result, fn)
-    return fn(result)
+async def _returning_none(aw: Any) -> None:
+    await aw

@@ -58,55 +58,55 @@ def green_wait(fut: asyncio.Future[Any], what: str) -> Any:
 
 
 class WaitQueue:
-    """The blocked callers of one primitive, oldest first."""
+    """The blocked callers of one primitive, oldest first: each a future and who it waits for."""
 
-    __slots__ = ("_futures",)
+    __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._futures: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._entries: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
 
     def __len__(self) -> int:
-        return len(self._futures)
+        return len(self._entries)
 
     def __bool__(self) -> bool:
-        return bool(self._futures)
+        return bool(self._entries)
 
-    def add(self) -> asyncio.Future[Any]:
-        """A new waiter at the end of the queue."""
+    def add(self, who: Any = None) -> asyncio.Future[Any]:
+        """A new waiter at the end of the queue, on behalf of ``who``."""
         fut = current_loop().create_future()
-        self._futures.append(fut)
+        self._entries.append((fut, who))
         return fut
 
+    def waiting_for(self, who: Any) -> bool:
+        return any(entry_who is who and not fut.done() for fut, entry_who in self._entries)
+
     def discard(self, fut: asyncio.Future[Any]) -> None:
-        try:
-            self._futures.remove(fut)
-        except ValueError:
-            pass
+        for i, (entry, _) in enumerate(self._entries):
+            if entry is fut:
+                del self._entries[i]
+                return
+
+    def pop_first_live(self) -> tuple[asyncio.Future[Any], Any] | None:
+        """Take the oldest waiter that still waits off the queue: (future, who); the caller completes it."""
+        while self._entries:
+            fut, who = self._entries.popleft()
+            if not fut.done():
+                return fut, who
+        return None
 
     def wake_first(self, value: Any = True) -> bool:
         """Complete the oldest live waiter with ``value``; False if there is none."""
-        while self._futures:
-            fut = self._futures.popleft()
-            if not fut.done():
-                fut.set_result(value)
-                return True
-        return False
-
-    def pop_first_live(self) -> asyncio.Future[Any] | None:
-        """Take the oldest waiter that is still waiting off the queue (the caller completes it)."""
-        while self._futures:
-            fut = self._futures.popleft()
-            if not fut.done():
-                return fut
-        return None
+        entry = self.pop_first_live()
+        if entry is None:
+            return False
+        entry[0].set_result(value)
+        return True
 
     def wake_all(self, value: Any = True) -> int:
         woken = 0
-        while self._futures:
-            fut = self._futures.popleft()
-            if not fut.done():
-                fut.set_result(value)
-                woken += 1
+        while (entry := self.pop_first_live()) is not None:
+            entry[0].set_result(value)
+            woken += 1
         return woken
 
     def wait_green(self, fut: asyncio.Future[Any], what: str, on_abandon: Callable[[Any], None] | None) -> Any:
