@@ -1,5 +1,6 @@
 """The concurrency toolkit: what programs are written with, usable from green and async code alike."""
 
+from .queues import LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown, QueueStatistics
 from .sync import (
     BoundedSemaphore,
     CapacityLimiter,
@@ -26,7 +27,14 @@ __all__ = [
     "Event",
     "EventStatistics",
     "Lock",
+    "LifoQueue",
     "LockStatistics",
+    "PriorityQueue",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+    "QueueShutDown",
+    "QueueStatistics",
     "RLock",
     "Semaphore",
     "SemaphoreStatistics",
