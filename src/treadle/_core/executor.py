@@ -101,7 +101,10 @@ class ThreadPool:
         fut = loop.create_future()
         self._work.append(_Work(fn, args, fut, loop))
         with self._mutex:
-            start = self._idle == 0 and self._started - self._exits < self._max_workers
+            # A new worker when the queued work outnumbers the idle workers (a
+            # signalled worker stays "idle" until it runs, which may be after
+            # this whole burst: counting work, not signals, starts enough).
+            start = len(self._work) > self._idle and self._started - self._exits < self._max_workers
             if start:
                 self._started += 1
         if start:

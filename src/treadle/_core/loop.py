@@ -371,9 +371,13 @@ class CoreLoop(base_events.BaseEventLoop):
             fut = self._default_executor.submit_to_loop(self, func, args)
         else:
             fut = super().run_in_executor(executor, func, *args)
+        self._executor_job_started(fut)
+        return fut
+
+    def _executor_job_started(self, fut: asyncio.Future[Any]) -> None:
+        """Work on another thread will complete ``fut``: until then the loop can be woken (no stall)."""
         self._executor_jobs += 1
         fut.add_done_callback(self._executor_job_done)
-        return fut
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         executor = self._default_executor

@@ -89,7 +89,7 @@ async def _to_thread_async(
     context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...], cancellable: bool
 ) -> T:
     loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = _get_pool().submit_to_loop(loop, context.run, (fn, *args))
+    fut: asyncio.Future[T] = _submit(loop, context, fn, args)
     if cancellable:
         return await fut
     cancelled: asyncio.CancelledError | None = None
@@ -97,9 +97,7 @@ async def _to_thread_async(
         try:
             await asyncio.shield(fut)
         except asyncio.CancelledError as exc:
-            if fut.done():
-                break
-            cancelled = exc  # delivered once the function has returned
+            cancelled = exc  # delivered once the function has returned (now, if it has)
         except BaseException:
             break  # the function raised: fut.result() raises it below
     return _outcome(fut, cancelled)
@@ -107,7 +105,7 @@ async def _to_thread_async(
 
 def _to_thread_green(context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...], cancellable: bool) -> T:
     loop = get_hub().loop
-    fut: asyncio.Future[T] = _get_pool().submit_to_loop(loop, context.run, (fn, *args))
+    fut: asyncio.Future[T] = _submit(loop, context, fn, args)
     stopped: BaseException | None = None
     while not fut.done():
         waiter = Waiter()
@@ -115,14 +113,25 @@ def _to_thread_green(context: contextvars.Context, fn: Callable[..., T], args: t
         try:
             waiter.wait(f"to_thread({getattr(fn, '__qualname__', fn)!r})")
         except (asyncio.CancelledError, GreenletExit) as exc:
-            if cancellable or fut.done():
-                if not fut.done():
-                    fut.cancel()  # not started yet: never runs; running: its result is dropped
+            if fut.done():
+                return _outcome(fut, exc)  # raises exc, caused by the function's error if any
+            if cancellable:
+                fut.cancel()  # not started yet: never runs; running: its result is dropped
                 raise
             stopped = exc
         finally:
             fut.remove_done_callback(waiter.switch)
     return _outcome(fut, stopped)
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...]
+) -> asyncio.Future[T]:
+    fut: asyncio.Future[T] = _get_pool().submit_to_loop(loop, context.run, (fn, *args))
+    started = getattr(loop, "_executor_job_started", None)
+    if started is not None:
+        started(fut)  # a treadle loop knows a thread will wake it: no stall report meanwhile
+    return fut
 
 
 def _outcome(fut: asyncio.Future[T], stopped: BaseException | None) -> T:
