@@ -1,5 +1,15 @@
 """The concurrency toolkit: what programs are written with, usable from green and async code alike."""
 
+from .channels import (
+    BrokenResourceError,
+    ClosedResourceError,
+    EndOfChannel,
+    MemoryChannelStatistics,
+    MemoryReceiveChannel,
+    MemorySendChannel,
+    WouldBlock,
+    open_memory_channel,
+)
 from .queues import LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown, QueueStatistics
 from .sync import (
     BoundedSemaphore,
@@ -20,6 +30,14 @@ from .threads import DEFAULT_THREAD_LIMIT, to_thread
 __all__ = [
     "DEFAULT_THREAD_LIMIT",
     "BoundedSemaphore",
+    "BrokenResourceError",
+    "ClosedResourceError",
+    "EndOfChannel",
+    "MemoryChannelStatistics",
+    "MemoryReceiveChannel",
+    "MemorySendChannel",
+    "WouldBlock",
+    "open_memory_channel",
     "CapacityLimiter",
     "CapacityLimiterStatistics",
     "Condition",

@@ -94,6 +94,20 @@ class WaitQueue:
                 return fut, who
         return None
 
+    def put_back(self, entry: tuple[asyncio.Future[Any], Any]) -> None:
+        """Return an entry taken by :meth:`pop_first_live` to the head of the queue."""
+        self._entries.appendleft(entry)
+
+    def wake_where(self, match: Callable[[Any], bool], value: Any) -> int:
+        """Complete with ``value`` every live waiter whose ``who`` matches."""
+        woken = 0
+        for fut, who in list(self._entries):
+            if match(who) and not fut.done():
+                self.discard(fut)
+                fut.set_result(value)
+                woken += 1
+        return woken
+
     def wake_first(self, value: Any = True) -> bool:
         """Complete the oldest live waiter with ``value``; False if there is none."""
         entry = self.pop_first_live()
