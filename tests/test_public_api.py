@@ -20,6 +20,7 @@ EXPECTED_EXPORTS = {
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "WouldBlock",
+    "from_thread",
     "open_memory_channel",
     "CapacityLimiter",
     "Condition",

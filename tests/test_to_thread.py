@@ -566,3 +566,58 @@ def test_forked_child_gets_a_pool_of_its_own(tmp_path: Path, where: str) -> None
         )
     )
     assert got == {"parent": "True", "child": "0"}
+
+
+# -- from_thread: the way back in ----------------------------------------------------------------
+
+
+def test_from_thread_run_and_run_sync_reach_the_loop_that_started_the_thread() -> None:
+    """From a to_thread function: ``run`` runs a coroutine on the loop, ``run_sync`` a plain call; errors come back."""
+
+    async def double(x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    async def fail() -> None:
+        raise LookupError("from the loop")
+
+    def on_thread() -> tuple[int, int, str, str]:
+        loop_thread = treadle.from_thread.run_sync(threading.get_ident)
+        try:
+            treadle.from_thread.run(fail)
+        except LookupError as exc:
+            error = str(exc)
+        return treadle.from_thread.run(double, 21), loop_thread, error, threading.current_thread().name
+
+    def green_main() -> tuple[Any, ...]:
+        return (*treadle.to_thread(on_thread), threading.get_ident())
+
+    async def async_main() -> tuple[Any, ...]:
+        return (*await treadle.to_thread(on_thread), threading.get_ident())
+
+    for result in (treadle.run(green_main), treadle.run(async_main()), asyncio.run(async_main())):
+        value, loop_thread, error, worker_name, caller_thread = result
+        assert value == 42
+        assert loop_thread == caller_thread  # run_sync ran on the loop's thread
+        assert error == "from the loop"
+        assert worker_name != threading.main_thread().name
+
+
+def test_from_thread_outside_a_to_thread_call_and_bad_arguments() -> None:
+    """Only a to_thread thread has a loop to go back to; run_sync takes a plain function."""
+    with pytest.raises(RuntimeError, match="thread started by treadle.to_thread"):
+        treadle.from_thread.run_sync(print)
+    with pytest.raises(RuntimeError, match="thread started by treadle.to_thread"):
+        treadle.from_thread.run(asyncio.sleep, 0)
+
+    async def coro_fn() -> None:
+        pass
+
+    def on_thread() -> str:
+        try:
+            treadle.from_thread.run_sync(coro_fn)
+        except TypeError as exc:
+            return str(exc)
+        return "no error"
+
+    assert "use from_thread.run()" in treadle.run(lambda: treadle.to_thread(on_thread))

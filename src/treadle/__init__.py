@@ -29,6 +29,7 @@ from .concurrency import (
     RLock,
     Semaphore,
     WouldBlock,
+    from_thread,
     open_memory_channel,
     to_thread,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "WouldBlock",
+    "from_thread",
     "open_memory_channel",
     "CapacityLimiter",
     "Condition",

@@ -1,5 +1,6 @@
 """The concurrency toolkit: what programs are written with, usable from green and async code alike."""
 
+from . import from_thread
 from .channels import (
     BrokenResourceError,
     ClosedResourceError,
@@ -37,6 +38,7 @@ __all__ = [
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "WouldBlock",
+    "from_thread",
     "open_memory_channel",
     "CapacityLimiter",
     "CapacityLimiterStatistics",

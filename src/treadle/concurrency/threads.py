@@ -28,6 +28,7 @@ from greenlet import GreenletExit
 
 from .._core.executor import ThreadPool
 from ..green.hub import Waiter, get_hub, in_hub
+from .from_thread import call_for_loop
 
 __all__ = ["DEFAULT_THREAD_LIMIT", "to_thread"]
 
@@ -127,7 +128,7 @@ def _to_thread_green(context: contextvars.Context, fn: Callable[..., T], args: t
 def _submit(
     loop: asyncio.AbstractEventLoop, context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...]
 ) -> asyncio.Future[T]:
-    fut: asyncio.Future[T] = _get_pool().submit_to_loop(loop, context.run, (fn, *args))
+    fut: asyncio.Future[T] = _get_pool().submit_to_loop(loop, context.run, (call_for_loop, loop, fn, *args))
     started = getattr(loop, "_executor_job_started", None)
     if started is not None:
         started(fut)  # a treadle loop knows a thread will wake it: no stall report meanwhile
