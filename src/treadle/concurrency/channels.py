@@ -78,7 +78,7 @@ class MemoryChannelStatistics:
 
 
 class _State:
-    __slots__ = ("max", "buffer", "senders", "receivers", "open_send", "open_receive")
+    __slots__ = ("max", "buffer", "senders", "receivers", "open_send", "open_receive", "in_flight")
 
     def __init__(self, max_buffer_size: float) -> None:
         self.max = max_buffer_size
@@ -87,6 +87,16 @@ class _State:
         self.receivers = WaitQueue()  # who: the receive end
         self.open_send = 0
         self.open_receive = 0
+        # Values handed to receivers that have not resumed yet: the channel has
+        # not ended while one of them may still be given back.
+        self.in_flight = 0
+
+    def ended(self) -> bool:
+        return self.open_send == 0 and self.in_flight == 0 and not self.buffer
+
+    def end_if_done(self) -> None:
+        if self.ended():
+            self.receivers.wake_all(_END)
 
     def statistics(self) -> MemoryChannelStatistics:
         return MemoryChannelStatistics(
@@ -170,6 +180,7 @@ class MemorySendChannel(_End, Generic[T]):
         if state.open_receive == 0:
             raise BrokenResourceError("every receive end of this channel is closed")
         if state.receivers.wake_first(value):
+            state.in_flight += 1
             return True
         if len(state.buffer) < state.max and not state.senders:
             state.buffer.append(value)
@@ -218,8 +229,9 @@ class MemorySendChannel(_End, Generic[T]):
             if in_async():
                 task = asyncio.current_task()
                 if task is not None:
-                    task.uncancel()
-                    task.cancel(*exc.args)
+                    # Delivered again at the next await, unless what cancelled
+                    # (a timeout, a task group) has absorbed it by then.
+                    asyncio.get_running_loop().call_soon(_cancel_again, task, exc.args)
                     return True
             else:
                 current: Any = getcurrent()
@@ -238,8 +250,13 @@ class MemorySendChannel(_End, Generic[T]):
         state.open_send -= 1
         # This end's own waiting senders fail with ClosedResourceError.
         state.senders.wake_where(lambda who: who[1] is self, _CLOSED)
-        if state.open_send == 0:
-            state.receivers.wake_all(_END)
+        state.end_if_done()
+
+
+def _cancel_again(task: asyncio.Task[Any], args: tuple[Any, ...]) -> None:
+    if task.cancelling() and not task.done():
+        task.cancel(*args)
+        task.uncancel()
 
 
 def _check_woken_sender(woken: Any) -> None:
@@ -286,7 +303,7 @@ class MemoryReceiveChannel(_End, Generic[T]):
             return True, value
         if sender is not None:  # other receivers wait first: put the sender back at the head
             state.senders.put_back(sender)
-        if state.open_send == 0:
+        if state.open_send == 0 and state.in_flight == 0:
             raise EndOfChannel
         return False, None
 
@@ -339,10 +356,15 @@ class MemoryReceiveChannel(_End, Generic[T]):
         value = fut.result()
         if value is _END or value is _CLOSED:
             return
-        if not state.receivers.wake_first(value):
+        if not state.receivers.wake_first(value):  # else still in flight, to the next receiver
+            state.in_flight -= 1
             state.buffer.appendleft(value)  # may exceed max_buffer_size by this one value: never lost
 
     def _check_woken(self, woken: Any) -> T:
+        if woken is not _END and woken is not _CLOSED:
+            state = self._state
+            state.in_flight -= 1  # this receiver has its value
+            state.end_if_done()
         if woken is _END:
             raise EndOfChannel
         if woken is _CLOSED:
