@@ -74,7 +74,17 @@ class QueueStatistics:
 class Queue(_Waitable, Generic[T]):
     """A FIFO queue (``maxsize`` <= 0: unbounded)."""
 
-    __slots__ = ("_maxsize", "_items", "_putters", "_reserved", "_unfinished", "_finished", "_shut", "_immediate")
+    __slots__ = (
+        "_maxsize",
+        "_items",
+        "_putters",
+        "_reserved",
+        "_in_flight",
+        "_unfinished",
+        "_finished",
+        "_shut",
+        "_immediate",
+    )
 
     def __init__(self, maxsize: int = 0) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
@@ -84,6 +94,7 @@ class Queue(_Waitable, Generic[T]):
         self._items: Any = self._new_items()
         self._putters = WaitQueue()
         self._reserved = 0  # free slots promised to woken putters that have not run yet
+        self._in_flight = 0  # items handed to woken getters that have not run yet (they still take a slot)
         self._unfinished = 0
         self._finished = Event()
         self._finished.set()
@@ -124,7 +135,7 @@ class Queue(_Waitable, Generic[T]):
         return not self._items
 
     def full(self) -> bool:
-        return 0 < self._maxsize <= len(self._items) + self._reserved
+        return 0 < self._maxsize <= len(self._items) + self._reserved + self._in_flight
 
     def is_shutdown(self) -> bool:
         return self._shut
@@ -179,7 +190,9 @@ class Queue(_Waitable, Generic[T]):
         """A new item: straight to the oldest waiting getter, or into the queue."""
         self._unfinished += 1
         self._finished.clear()
-        if not self._waiters.wake_first(item):
+        if self._waiters.wake_first(item):
+            self._in_flight += 1
+        else:
             self._push(item)
 
     def _on_slot(self, item: T, woken: Any) -> None:
@@ -188,7 +201,11 @@ class Queue(_Waitable, Generic[T]):
         if woken is _SHUT:
             raise QueueShutDown("the queue was shut down while put() waited")
         self._reserved -= 1  # the slot reserved for this putter
+        if self._shut:
+            self._free_slots()
+            raise QueueShutDown("the queue was shut down while put() waited")
         self._deliver(item)
+        self._free_slots()  # the item may have gone straight to a getter: the slot is free again
 
     def _wait_put_green(self, timeout: float | None) -> Any:
         fut = self._putters.add()
@@ -215,7 +232,11 @@ class Queue(_Waitable, Generic[T]):
 
     def _free_slots(self) -> None:
         """Reserve the free slots for the oldest waiting putters and wake them."""
-        while self._putters and (self._maxsize <= 0 or len(self._items) + self._reserved < self._maxsize):
+        if self._shut:
+            return
+        while self._putters and (
+            self._maxsize <= 0 or len(self._items) + self._reserved + self._in_flight < self._maxsize
+        ):
             if not self._putters.wake_first(_SLOT):
                 break
             self._reserved += 1
@@ -266,6 +287,8 @@ class Queue(_Waitable, Generic[T]):
             raise QueueEmpty
         if woken is _SHUT:
             raise QueueShutDown("the queue was shut down while get() waited")
+        self._in_flight -= 1  # this getter has its item: its slot is free
+        self._free_slots()
         return woken  # type: ignore[no-any-return]
 
     def _abandon(self, item: Any) -> None:
@@ -273,7 +296,12 @@ class Queue(_Waitable, Generic[T]):
         # gets it, or it goes back to the head of the queue.
         if item is _TIMED_OUT or item is _SHUT:
             return
-        if not self._waiters.wake_first(item):
+        if self._immediate:  # shut down at once meanwhile: dropped, as the items in the queue were
+            self._in_flight -= 1
+            self.task_done()
+            return
+        if not self._waiters.wake_first(item):  # else still in flight, to the next getter
+            self._in_flight -= 1
             self._push_back(item)
 
     def _timer(self, fut: asyncio.Future[Any], waiters: WaitQueue, timeout: float | None) -> Any:
@@ -322,7 +350,6 @@ class Queue(_Waitable, Generic[T]):
                 self._pop()
                 self.task_done()
         self._putters.wake_all(_SHUT)
-        self._reserved = 0
         if not self._items:
             self._waiters.wake_all(_SHUT)
 
