@@ -45,6 +45,6 @@ test-versions:
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  case " $$seen " in *" $$ver "*) continue;; esac; seen="$$seen $$ver"; \
 	  echo "== $$py ($$ver)"; \
-	  [ -x .venv-$$ver/bin/python ] || { $$py -m venv .venv-$$ver && .venv-$$ver/bin/python -m pip install --quiet -e '.[test]'; } || exit 1; \
+	  [ .venv-$$ver/.stamp -nt pyproject.toml ] || { $$py -m venv .venv-$$ver && .venv-$$ver/bin/python -m pip install --quiet -e '.[test]' && touch .venv-$$ver/.stamp; } || exit 1; \
 	  .venv-$$ver/bin/python -m pytest -q $(PYTEST_ARGS) || exit 1; \
 	done
