@@ -15,8 +15,10 @@ Design:
   way: it would stop the loop.  There :func:`switch_to_hub` raises
   :class:`BlockingInHubError` with the fix in its message.
 
-Owns: the per-thread :class:`Hub`, :func:`get_hub`, :func:`switch_to_hub`,
-:func:`in_hub`, and the stall report that turns "nothing can ever wake the program"
+Owns: the per-thread :class:`Hub` (with its descriptor waits, ``fdwaits``),
+:func:`get_hub`, :func:`switch_to_hub`, :func:`in_hub`, :func:`interrupt` (an
+exception for a suspended greenlet, delivered now if it waits, else when it
+resumes), and the stall report that turns "nothing can ever wake the program"
 into :class:`NeverWokenError` listing every waiter and what it waits on.
 
 Never: runs loop callbacks itself or touches the loop's queues; it asks the loop.
