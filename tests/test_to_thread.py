@@ -621,3 +621,65 @@ def test_from_thread_outside_a_to_thread_call_and_bad_arguments() -> None:
         return "no error"
 
     assert "use from_thread.run()" in treadle.run(lambda: treadle.to_thread(on_thread))
+
+
+# -- limiter --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["green", "async"])
+def test_a_limiter_bounds_how_many_calls_run_at_once(style: str) -> None:
+    """Six calls through ``limiter=CapacityLimiter(2)``: never more than two run at once; all results come back."""
+    guard = threading.Lock()
+    running = [0, 0]  # now, most seen
+
+    def work(i: int) -> int:
+        with guard:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+        return i * i
+
+    def green_main() -> list[int]:
+        limiter = treadle.CapacityLimiter(2)
+        tasks = [treadle.spawn(treadle.to_thread, work, i, limiter=limiter) for i in range(6)]
+        result = [task.get() for task in tasks]
+        assert limiter.statistics().borrowed_tokens == 0
+        return result
+
+    async def async_main() -> list[int]:
+        limiter = treadle.CapacityLimiter(2)
+        result = await asyncio.gather(*(treadle.to_thread(work, i, limiter=limiter) for i in range(6)))
+        assert limiter.statistics().borrowed_tokens == 0
+        return list(result)
+
+    result = treadle.run(green_main) if style == "green" else treadle.run(async_main())
+    assert result == [i * i for i in range(6)]
+    assert running[1] == 2
+
+
+def test_a_cancellable_caller_that_left_keeps_the_token_until_its_function_ends() -> None:
+    """``cancellable=True``: the caller leaves at once, but the token stays taken while the function runs."""
+    release = threading.Event()
+
+    async def main() -> tuple[int, int]:
+        limiter = treadle.CapacityLimiter(1)
+        task = asyncio.ensure_future(treadle.to_thread(release.wait, 10, cancellable=True, limiter=limiter))
+        while limiter.statistics().borrowed_tokens == 0:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        during = limiter.statistics().borrowed_tokens
+        release.set()
+        while limiter.statistics().borrowed_tokens:
+            await asyncio.sleep(0.01)
+        return during, limiter.statistics().borrowed_tokens
+
+    assert treadle.run(main()) == (1, 0)
+
+
+def test_limiter_must_be_a_capacity_limiter() -> None:
+    with pytest.raises(TypeError, match="CapacityLimiter"):
+        treadle.to_thread(print, limiter=2)  # type: ignore[arg-type]

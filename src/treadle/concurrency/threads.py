@@ -29,6 +29,7 @@ from greenlet import GreenletExit
 from .._core.executor import ThreadPool
 from ..green.hub import Waiter, get_hub, in_hub
 from .from_thread import call_for_loop
+from .sync import CapacityLimiter
 
 __all__ = ["DEFAULT_THREAD_LIMIT", "to_thread"]
 
@@ -59,7 +60,9 @@ def _forget_pool_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def to_thread(fn: Callable[..., T], /, *args: Any, cancellable: bool = False) -> Any:
+def to_thread(
+    fn: Callable[..., T], /, *args: Any, cancellable: bool = False, limiter: CapacityLimiter | None = None
+) -> Any:
     """Run ``fn(*args)`` on a real thread and return its result.
 
     In green code this blocks the current green task (other tasks and the
@@ -71,6 +74,11 @@ def to_thread(fn: Callable[..., T], /, *args: Any, cancellable: bool = False) ->
     killed) while the function runs, it waits until the function returns,
     then raises the cancellation.  ``cancellable=True``: the caller stops
     waiting at once; the function runs on and its result is dropped.
+
+    ``limiter``: a :class:`~treadle.CapacityLimiter` whose token the call
+    holds from before the function starts until it returns (the caller waits
+    for a token first), to run fewer than :data:`DEFAULT_THREAD_LIMIT` such
+    functions at once; more than that never run at once in any case.
     """
     if not callable(fn):
         raise TypeError(f"to_thread() takes a function to call, got {fn!r}")
@@ -80,17 +88,39 @@ def to_thread(fn: Callable[..., T], /, *args: Any, cancellable: bool = False) ->
         )
     if not isinstance(cancellable, bool):
         raise TypeError(f"to_thread() cancellable= must be True or False, got {cancellable!r}")
+    if limiter is not None and not isinstance(limiter, CapacityLimiter):
+        raise TypeError(f"to_thread() limiter= must be a treadle.CapacityLimiter, got {limiter!r}")
     context = contextvars.copy_context()
     if in_hub():
-        return _to_thread_async(context, fn, args, cancellable)
-    return _to_thread_green(context, fn, args, cancellable)
+        return _to_thread_async(context, fn, args, cancellable, limiter)
+    return _to_thread_green(context, fn, args, cancellable, limiter)
+
+
+class _Call:
+    """The borrower of a limiter's token: one per call, so that it outlives a caller that stops waiting."""
+
+    __slots__ = ()
+
+
+def _release_when_done(fut: asyncio.Future[Any], limiter: CapacityLimiter, call: _Call) -> None:
+    fut.add_done_callback(lambda _: limiter.release_on_behalf_of(call))
 
 
 async def _to_thread_async(
-    context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...], cancellable: bool
+    context: contextvars.Context,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    cancellable: bool,
+    limiter: CapacityLimiter | None,
 ) -> T:
     loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = _submit(loop, context, fn, args)
+    if limiter is not None:
+        call = _Call()
+        await limiter.acquire_on_behalf_of(call)
+        fut: asyncio.Future[T] = _submit(loop, context, fn, args)
+        _release_when_done(fut, limiter, call)
+    else:
+        fut = _submit(loop, context, fn, args)
     if cancellable:
         return await fut
     cancelled: asyncio.CancelledError | None = None
@@ -104,9 +134,21 @@ async def _to_thread_async(
     return _outcome(fut, cancelled)
 
 
-def _to_thread_green(context: contextvars.Context, fn: Callable[..., T], args: tuple[Any, ...], cancellable: bool) -> T:
+def _to_thread_green(
+    context: contextvars.Context,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    cancellable: bool,
+    limiter: CapacityLimiter | None,
+) -> T:
     loop = get_hub().loop
-    fut: asyncio.Future[T] = _submit(loop, context, fn, args)
+    if limiter is not None:
+        call = _Call()
+        limiter.acquire_on_behalf_of(call)
+        fut: asyncio.Future[T] = _submit(loop, context, fn, args)
+        _release_when_done(fut, limiter, call)
+    else:
+        fut = _submit(loop, context, fn, args)
     stopped: BaseException | None = None
     while not fut.done():
         waiter = Waiter()
