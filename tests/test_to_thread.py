@@ -662,12 +662,17 @@ def test_a_limiter_bounds_how_many_calls_run_at_once(style: str) -> None:
 def test_a_cancellable_caller_that_left_keeps_the_token_until_its_function_ends() -> None:
     """``cancellable=True``: the caller leaves at once, but the token stays taken while the function runs."""
     release = threading.Event()
+    started = threading.Event()
+
+    def work() -> None:
+        started.set()
+        release.wait(10)
 
     async def main() -> tuple[int, int]:
         limiter = treadle.CapacityLimiter(1)
-        task = asyncio.ensure_future(treadle.to_thread(release.wait, 10, cancellable=True, limiter=limiter))
-        while limiter.statistics().borrowed_tokens == 0:
-            await asyncio.sleep(0)
+        task = asyncio.ensure_future(treadle.to_thread(work, cancellable=True, limiter=limiter))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -678,6 +683,33 @@ def test_a_cancellable_caller_that_left_keeps_the_token_until_its_function_ends(
         return during, limiter.statistics().borrowed_tokens
 
     assert treadle.run(main()) == (1, 0)
+
+
+def test_a_cancellable_call_dropped_before_it_started_never_runs_and_gives_its_token_back() -> None:
+    """The only worker is busy; a second limited call is cancelled while queued: its function never runs."""
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> int:
+        # One token more than there are workers: the last call has its token
+        # but waits in the pool's queue behind the 40 busy workers.
+        limiter = treadle.CapacityLimiter(treadle.DEFAULT_THREAD_LIMIT + 1)
+        calls = [treadle.to_thread(release.wait, 10, limiter=limiter) for _ in range(treadle.DEFAULT_THREAD_LIMIT)]
+        busy = asyncio.gather(*calls)
+        queued = asyncio.ensure_future(treadle.to_thread(ran.append, "ran", cancellable=True, limiter=limiter))
+        while limiter.statistics().borrowed_tokens < treadle.DEFAULT_THREAD_LIMIT + 1:
+            await asyncio.sleep(0.01)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.set()
+        await busy
+        while limiter.statistics().borrowed_tokens:
+            await asyncio.sleep(0.01)
+        return limiter.statistics().borrowed_tokens
+
+    assert treadle.run(main()) == 0
+    assert ran == []
 
 
 def test_limiter_must_be_a_capacity_limiter() -> None:

@@ -38,7 +38,8 @@ T = TypeVar("T")
 DEFAULT_THREAD_LIMIT = 40  # threads running to_thread functions at once (anyio's default too)
 
 _pool: ThreadPool | None = None
-_pool_lock = _thread.allocate_lock()  # the real one, bound before any patching
+_real_lock = _thread.allocate_lock  # the real one, bound before any patching
+_pool_lock = _real_lock()
 
 
 def _get_pool() -> ThreadPool:
@@ -54,7 +55,7 @@ def _forget_pool_in_child() -> None:
     # A forked child has none of the parent's threads: it makes its own pool.
     global _pool, _pool_lock
     _pool = None
-    _pool_lock = _thread.allocate_lock()
+    _pool_lock = _real_lock()
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
@@ -97,13 +98,57 @@ def to_thread(
 
 
 class _Call:
-    """The borrower of a limiter's token: one per call, so that it outlives a caller that stops waiting."""
+    """One limited call: the borrower of its token, and who gives the token back.
 
-    __slots__ = ()
+    The worker gives it back when the function returns; if the call is
+    dropped before the function started (a cancellable caller left), the
+    loop gives it back and the function never runs.  A real lock decides
+    which of the two happened.
+    """
+
+    __slots__ = ("lock", "started", "dropped")
+
+    def __init__(self) -> None:
+        self.lock = _real_lock()
+        self.started = False
+        self.dropped = False
 
 
-def _release_when_done(fut: asyncio.Future[Any], limiter: CapacityLimiter, call: _Call) -> None:
-    fut.add_done_callback(lambda _: limiter.release_on_behalf_of(call))
+def _limited(
+    call: _Call, loop: asyncio.AbstractEventLoop, limiter: CapacityLimiter, fn: Callable[..., T], *args: Any
+) -> T:
+    with call.lock:
+        if call.dropped:
+            raise asyncio.CancelledError  # nobody waits for it; the token went back already
+        call.started = True
+    try:
+        return fn(*args)
+    finally:
+        try:
+            loop.call_soon_threadsafe(limiter.release_on_behalf_of, call)
+        except RuntimeError:
+            pass  # the loop is closed: its limiter is gone with it
+
+
+def _submit_limited(
+    loop: asyncio.AbstractEventLoop,
+    context: contextvars.Context,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    limiter: CapacityLimiter,
+    call: _Call,
+) -> asyncio.Future[T]:
+    fut: asyncio.Future[T] = _submit(loop, context, _limited, (call, loop, limiter, fn, *args))
+
+    def on_done(_: Any) -> None:
+        with call.lock:
+            if call.started:
+                return  # the worker gives the token back when the function returns
+            call.dropped = True
+        limiter.release_on_behalf_of(call)
+
+    fut.add_done_callback(on_done)
+    return fut
 
 
 async def _to_thread_async(
@@ -117,8 +162,7 @@ async def _to_thread_async(
     if limiter is not None:
         call = _Call()
         await limiter.acquire_on_behalf_of(call)
-        fut: asyncio.Future[T] = _submit(loop, context, fn, args)
-        _release_when_done(fut, limiter, call)
+        fut: asyncio.Future[T] = _submit_limited(loop, context, fn, args, limiter, call)
     else:
         fut = _submit(loop, context, fn, args)
     if cancellable:
@@ -145,8 +189,7 @@ def _to_thread_green(
     if limiter is not None:
         call = _Call()
         limiter.acquire_on_behalf_of(call)
-        fut: asyncio.Future[T] = _submit(loop, context, fn, args)
-        _release_when_done(fut, limiter, call)
+        fut: asyncio.Future[T] = _submit_limited(loop, context, fn, args, limiter, call)
     else:
         fut = _submit(loop, context, fn, args)
     stopped: BaseException | None = None
