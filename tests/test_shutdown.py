@@ -36,11 +36,16 @@ def note(line):
         f.write(line + "\\n")
 
 
+green_started = treadle.Event()
+async_started = treadle.Event()
+
+
 def green_worker(path):
     f = open(path, "w")
     try:
         with f:
             f.write("working")
+            green_started.set()
             treadle.sleep(60)
     finally:
         note("green finally, file closed=" + str(f.closed))
@@ -48,6 +53,7 @@ def green_worker(path):
 
 async def async_worker(conn):
     try:
+        async_started.set()
         await asyncio.sleep(60)
     finally:
         conn.close()
@@ -60,6 +66,10 @@ async def main():
     task = asyncio.ensure_future(async_worker(conn))
     green = treadle.spawn(green_worker, LOG + ".data")
     try:
+        # Both workers inside their try blocks (a task cancelled before it
+        # starts never enters its own), then the test may signal.
+        await green_started.wait()
+        await async_started.wait()
         print("ready", flush=True)
         await asyncio.gather(task, green)
     finally:
