@@ -11,6 +11,7 @@ from .channels import (
     WouldBlock,
     open_memory_channel,
 )
+from .pools import Group, Pool
 from .queues import LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown, QueueStatistics
 from .sync import (
     BoundedSemaphore,
@@ -46,9 +47,11 @@ __all__ = [
     "ConditionStatistics",
     "Event",
     "EventStatistics",
+    "Group",
     "Lock",
     "LifoQueue",
     "LockStatistics",
+    "Pool",
     "PriorityQueue",
     "Queue",
     "QueueEmpty",
