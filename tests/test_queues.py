@@ -29,9 +29,9 @@ import treadle
 from treadle import QueueEmpty, QueueFull, QueueShutDown
 from treadle.concurrency import QueueStatistics
 
+from .styles import CANCELS, OTHER, cancel, kind_of
+
 CLASSES: dict[str, Any] = {cls.__name__: cls for cls in (treadle.Queue, treadle.LifoQueue, treadle.PriorityQueue)}
-CANCELS = ["async-cancel", "green-cancel", "green-kill"]  # how a waiter is cancelled, and so its kind
-OTHER = {"green": "async", "async": "green"}
 Pair = tuple[Callable[..., Any], Callable[..., Any]]
 Body = Callable[..., Generator[Any, Any, Any]]
 
@@ -118,15 +118,6 @@ def until(predicate: Callable[[], Any], rounds: int = 500) -> Iterator[None]:
 def gather(tasks: list[Any], cancelled_ok: bool = False) -> Callable[[], Any]:
     """A thunk: the results of the tasks (``yield gather(tasks)``); a cancelled task's is its CancelledError."""
     return lambda: asyncio.gather(*tasks, return_exceptions=cancelled_ok)
-
-
-def cancel(task: Any, how: str) -> None:
-    """Cancel an async task (``cancel()``) or a green one (``cancel()``, or ``kill`` without blocking)."""
-    task.kill(block=False) if how in ("green-kill", "kill") and isinstance(task, treadle.Greenlet) else task.cancel()
-
-
-def kind_of(how: str) -> str:
-    return "async" if how == "async-cancel" else "green"
 
 
 def drain(q: Any) -> list[Any]:

@@ -21,8 +21,7 @@ import pytest
 
 import treadle
 
-STYLES = ["green", "async", "mixed"]
-CANCELS = ["async-cancel", "green-cancel", "green-kill"]  # how a waiter is cancelled, and so its kind
+from .styles import CANCELS, OTHER, STYLES, Pair, asettle, cancel, kinds, results, settle, start
 
 PRIMITIVES: dict[str, Callable[[], Any]] = {
     "Lock": treadle.Lock,
@@ -36,22 +35,8 @@ BOUNDED: dict[str, tuple[Callable[[], Any], int, int]] = {  # name: (factory, mo
     "CapacityLimiter": (lambda: treadle.CapacityLimiter(3), 3, 12),
 }
 
-OTHER = {"green": "async", "async": "green"}
-Pair = tuple[Callable[..., Any], Callable[..., Any]]
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def kinds(style: str, n: int) -> list[str]:
-    """The kinds of ``n`` workers: all green, all async, or alternating, green first ("mixed")."""
-    return ["green" if i % 2 == 0 else "async" for i in range(n)] if style == "mixed" else [style] * n
-
-
-def start(kind: str, pair: Pair, *args: Any) -> Any:
-    """A green task running ``pair[0](*args)``, or an asyncio task running ``pair[1](*args)``."""
-    if kind == "green":
-        return treadle.spawn(pair[0], *args)
-    return asyncio.get_running_loop().create_task(pair[1](*args))
 
 
 def guarded(prim: Any, enter: Callable[..., Any], leave: Callable[[Any], Any] = id, switches: int = 1) -> Pair:
@@ -78,34 +63,6 @@ def guarded(prim: Any, enter: Callable[..., Any], leave: Callable[[Any], Any] = 
 def me() -> Any:
     """The calling task: the asyncio task in async code, the green task in green code."""
     return asyncio.current_task() or treadle.getcurrent()
-
-
-def settle(predicate: Callable[[], Any], rounds: int = 500) -> None:
-    """Green: let the loop run until ``predicate()`` holds; fail if it never does."""
-    for _ in range(rounds):
-        if predicate():
-            return
-        treadle.sleep(0)
-    raise AssertionError("the expected state was never reached")
-
-
-async def asettle(predicate: Callable[[], Any], rounds: int = 500) -> None:
-    """Async: let the loop run until ``predicate()`` holds; fail if it never does."""
-    for _ in range(rounds):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the expected state was never reached")
-
-
-def results(tasks: list[Any]) -> list[Any]:
-    """Green: the results of green and asyncio tasks, in order (a failure is re-raised)."""
-    return [treadle.await_(task) for task in tasks]
-
-
-def cancel(task: Any, how: str) -> None:
-    """Cancel an async task (``cancel()``) or a green one (``cancel()``, or ``kill`` without blocking)."""
-    task.kill(block=False) if how == "green-kill" else task.cancel()
 
 
 def holds(prim: Any, units: int) -> bool:
