@@ -26,7 +26,8 @@ import queue as _stdqueue
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .sync import _TIMED_OUT, Event, _check_timeout, _Waitable
+from ..green.task import check_timeout
+from .sync import _TIMED_OUT, Event, _Waitable
 from .waiting import WaitQueue, in_async
 
 __all__ = [
@@ -156,7 +157,7 @@ class Queue(_Waitable, Generic[T]):
 
         Both styles: blocks a green task; in async code, ``await q.put(item)``.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if in_async():
             return self._put_async(item, block, timeout)
         if self._try_put(item):
@@ -248,7 +249,7 @@ class Queue(_Waitable, Generic[T]):
 
         Both styles: blocks a green task; in async code, ``await q.get()``.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if in_async():
             return self._get_async(block, timeout)
         found, item = self._try_get()

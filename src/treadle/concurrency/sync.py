@@ -29,6 +29,7 @@ from typing import Any
 from greenlet import getcurrent
 
 from ..green.hub import BlockingInHubError
+from ..green.task import check_timeout
 from .waiting import WaitQueue, current_loop, in_async
 
 __all__ = [
@@ -47,16 +48,6 @@ __all__ = [
 ]
 
 _TIMED_OUT = object()
-
-
-def _check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
-    return float(timeout)
 
 
 def _current_task() -> Any:
@@ -149,6 +140,32 @@ class _Waitable:
         """A waiter that was handed ``value`` left before it could use it (cancelled): pass it on."""
 
 
+class _Acquirable(_Waitable):
+    """``with`` (green) and ``async with`` (async) around ``acquire``/``release``."""
+
+    __slots__ = ()
+    _what = "lock"  # as the error for a plain ``with`` in async code names it
+
+    def acquire(self) -> Any:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        _no_plain_with(self._what)
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Any:
+        return await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 # -- Event ---------------------------------------------------------------------------------------------
 
 
@@ -182,7 +199,7 @@ class Event(_Waitable):
 
     def wait(self, timeout: float | None = None) -> Any:
         """Wait until the flag is set: True; False if ``timeout`` (s) passed first. Both styles."""
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         return self._take(self.is_set, _not_timed_out, "Event.wait()", True, timeout)
 
     def statistics(self) -> EventStatistics:
@@ -199,7 +216,7 @@ class LockStatistics:
     tasks_waiting: int
 
 
-class Lock(_Waitable):
+class Lock(_Acquirable):
     """A mutual-exclusion lock owned by the task that acquired it; waiters get it in arrival order."""
 
     __slots__ = ("_owner",)
@@ -217,7 +234,7 @@ class Lock(_Waitable):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
         """Take the lock: True; False if not ``blocking`` and it is held, or after ``timeout`` (s). Both styles."""
-        return self._acquire_as(_current_task(), blocking, _check_timeout(timeout))
+        return self._acquire_as(_current_task(), blocking, check_timeout(timeout))
 
     def _acquire_as(self, me: Any, blocking: bool = True, timeout: float | None = None) -> Any:
         """Acquire on behalf of ``me`` (worked out when the caller called, not when a coroutine runs)."""
@@ -262,19 +279,6 @@ class Lock(_Waitable):
 
     def statistics(self) -> LockStatistics:
         return LockStatistics(locked=self.locked(), owner=self._owner, tasks_waiting=len(self._waiters))
-
-    def __enter__(self) -> bool:
-        _no_plain_with("lock")
-        return self.acquire()  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire()  # type: ignore[no-any-return]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
 
 class RLock(Lock):
@@ -322,10 +326,11 @@ class SemaphoreStatistics:
     tasks_waiting: int
 
 
-class Semaphore(_Waitable):
+class Semaphore(_Acquirable):
     """A counter of units: ``acquire`` takes one (waiting while none is left), ``release`` gives one back."""
 
     __slots__ = ("_value",)
+    _what = "semaphore"
 
     def __init__(self, value: int = 1) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -347,7 +352,7 @@ class Semaphore(_Waitable):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
         """Take a unit: True; False if not ``blocking`` and none is left, or after ``timeout`` (s). Both styles."""
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         return self._take(self.acquire_nowait, _not_timed_out, f"{type(self).__name__}.acquire()", blocking, timeout)
 
     def acquire_nowait(self) -> bool:
@@ -367,19 +372,6 @@ class Semaphore(_Waitable):
 
     def statistics(self) -> SemaphoreStatistics:
         return SemaphoreStatistics(value=self._value, tasks_waiting=len(self._waiters))
-
-    def __enter__(self) -> bool:
-        _no_plain_with("semaphore")
-        return self.acquire()  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire()  # type: ignore[no-any-return]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
 
 class BoundedSemaphore(Semaphore):
@@ -406,10 +398,11 @@ class ConditionStatistics:
     lock_statistics: LockStatistics
 
 
-class Condition(_Waitable):
+class Condition(_Acquirable):
     """Wait until notified, with a lock held around the check (``threading.Condition`` for tasks)."""
 
     __slots__ = ("_lock",)
+    _what = "condition"
 
     def __init__(self, lock: Lock | None = None) -> None:
         if lock is not None and not isinstance(lock, Lock):
@@ -437,7 +430,7 @@ class Condition(_Waitable):
         the task that called (even if an ``asyncio.wait_for`` runs the wait
         in a task of its own).  Both styles.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         me = _current_task()
         self._check_owner(me, "wait")
         if in_async():
@@ -504,7 +497,7 @@ class Condition(_Waitable):
 
     def wait_for(self, predicate: Any, timeout: float | None = None) -> Any:
         """Wait until ``predicate()`` is true (checked with the lock held); its last value. Both styles."""
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         me = _current_task()
         self._check_owner(me, "wait_for")
         if in_async():
@@ -550,19 +543,6 @@ class Condition(_Waitable):
     def statistics(self) -> ConditionStatistics:
         return ConditionStatistics(tasks_waiting=len(self._waiters), lock_statistics=self._lock.statistics())
 
-    def __enter__(self) -> bool:
-        _no_plain_with("condition")
-        return self._lock.acquire()  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-    async def __aenter__(self) -> bool:
-        return await self._lock.acquire()  # type: ignore[no-any-return]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()
-
 
 # -- CapacityLimiter -------------------------------------------------------------------------------------
 
@@ -575,10 +555,11 @@ class CapacityLimiterStatistics:
     tasks_waiting: int
 
 
-class CapacityLimiter(_Waitable):
+class CapacityLimiter(_Acquirable):
     """At most ``total_tokens`` borrowers at once, each holding one token (trio's and anyio's limiter)."""
 
     __slots__ = ("_total", "_borrowers")
+    _what = "limiter"
 
     def __init__(self, total_tokens: float) -> None:
         super().__init__()
@@ -668,19 +649,6 @@ class CapacityLimiter(_Waitable):
             borrowers=tuple(self._borrowers),
             tasks_waiting=len(self._waiters),
         )
-
-    def __enter__(self) -> None:
-        _no_plain_with("limiter")
-        self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

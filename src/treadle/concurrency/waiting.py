@@ -2,9 +2,9 @@
 
 Owns: :class:`WaitQueue`, the FIFO of futures that a primitive's blocked
 callers wait on (green tasks and async tasks in one queue, served in arrival
-order), :func:`green_wait` (a green task blocks until a future is done) and
-:func:`both_styles`, the rule that picks the style: called from the hub (async
-code) a blocking method returns an awaitable; from green code it blocks.
+order), and :func:`in_async`, the rule that picks the style: called from the
+hub (async code) a blocking method returns an awaitable; from green code it
+blocks, through :func:`treadle.green.bridge.green_wait`.
 
 Never: wakes a waiter twice, or loses a wake-up: a waiter that is cancelled
 after it was granted something (the future has a result) gives it back
@@ -18,7 +18,8 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
-from ..green.hub import Waiter, get_hub, in_hub
+from ..green.bridge import green_wait
+from ..green.hub import get_hub, in_hub
 
 __all__ = ["WaitQueue", "current_loop", "green_wait", "in_async"]
 
@@ -34,27 +35,6 @@ def current_loop() -> asyncio.AbstractEventLoop:
     if loop is not None and in_hub():
         return loop
     return get_hub().loop
-
-
-def green_wait(fut: asyncio.Future[Any], what: str) -> Any:
-    """Block the current green task until ``fut`` is done; return its result.
-
-    If the task is cancelled or killed meanwhile, ``fut`` is cancelled unless
-    it is already done, and the exception propagates; the caller can tell
-    from ``fut`` whether something was granted in the same moment.
-    """
-    if not fut.done():
-        waiter = Waiter()
-        fut.add_done_callback(waiter.switch)
-        try:
-            waiter.wait(what)
-        except BaseException:
-            if not fut.done():
-                fut.cancel()
-            raise
-        finally:
-            fut.remove_done_callback(waiter.switch)
-    return fut.result()
 
 
 class WaitQueue:

@@ -1,7 +1,8 @@
 """The bridges between green and async code, and ``sleep`` in both styles.
 
 Owns: :func:`sleep` (blocks a green task, is awaitable in async code),
-:func:`await_` (green code waits for any awaitable) and :func:`run_green`
+:func:`await_` (green code waits for any awaitable), :func:`green_wait` (a
+green task waits for a future; the toolkit's primitives wait with it) and :func:`run_green`
 (async code runs a blocking-style function in a green task and awaits it).
 
 Never: blocks the hub: a blocking call from async code either returns an
@@ -21,7 +22,7 @@ from .generators import drive
 from .hub import BlockingInHubError, Waiter, get_hub, in_hub
 from .task import Greenlet, check_timeout
 
-__all__ = ["await_", "run_green", "sleep"]
+__all__ = ["await_", "green_wait", "run_green", "sleep"]
 
 T = TypeVar("T")
 
@@ -61,30 +62,39 @@ def await_(aw: Awaitable[T]) -> T:
     if inspect.isgenerator(aw):
         aw = drive(aw)  # a generator coroutine (asyncio would take it for a legacy coroutine)
     fut = asyncio.ensure_future(aw, loop=loop)
+    try:
+        return green_wait(fut, f"await {fut!r}")
+    except asyncio.CancelledError:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            # The awaited work finished in the same iteration as the
+            # cancellation arrived: keep its result, as `await` does, and
+            # deliver the cancellation at this task's next switch point.
+            current = getcurrent()
+            if isinstance(current, Greenlet):
+                current._cancel_requested = True
+                return fut.result()
+        raise
+
+
+def green_wait(fut: asyncio.Future[T], what: str) -> T:
+    """Block the current green task until ``fut`` is done; return its result.
+
+    If the task is cancelled or killed meanwhile, ``fut`` is cancelled unless
+    it is already done, and the exception propagates; the caller can tell
+    from ``fut`` whether it completed in the same moment.
+    """
     if not fut.done():
         waiter = Waiter()
         fut.add_done_callback(waiter.switch)
         try:
-            waiter.wait(f"await {fut!r}")
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                # The awaited work finished in the same iteration as the
-                # cancellation arrived: keep its result, as `await` does, and
-                # deliver the cancellation at this task's next switch point.
-                current = getcurrent()
-                if isinstance(current, Greenlet):
-                    current._cancel_requested = True
-                    return fut.result()  # type: ignore[no-any-return]
-            if not fut.done():
-                fut.cancel()
-            raise
+            waiter.wait(what)
         except BaseException:
             if not fut.done():
                 fut.cancel()
             raise
         finally:
             fut.remove_done_callback(waiter.switch)
-    return fut.result()  # type: ignore[no-any-return]
+    return fut.result()
 
 
 async def run_green(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -266,8 +266,14 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs
         raise TypeError("2nd arg must be a tuple")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise TypeError("optional 3rd arg must be a dictionary")
-    global _live
     task = Greenlet(_run_thread, function, args, kwargs or {})
+    _start_counted(task)
+    return id(task)
+
+
+def _start_counted(task: Greenlet) -> None:
+    """Start a green thread, counted by ``_count`` until ``_run_thread`` ends (or the start fails)."""
+    global _live
     with _live_guard:
         _live += 1
     try:
@@ -276,7 +282,6 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs
         with _live_guard:
             _live -= 1
         raise
-    return id(task)
 
 
 # -- Python 3.13+: joinable threads and their handles ---------------------------------------------
@@ -338,7 +343,6 @@ def start_joinable_thread(
     function: Callable[[], Any], handle: GreenThreadHandle | None = None, daemon: bool = True
 ) -> GreenThreadHandle:
     """``_thread.start_joinable_thread`` (3.13+): run ``function()`` as a green task; return its handle."""
-    global _live
     if not callable(function):
         raise TypeError("thread function must be callable")
     if handle is None:
@@ -351,13 +355,9 @@ def start_joinable_thread(
     handle.ident = id(task)
     if not daemon:
         _non_daemon.add(handle)
-    with _live_guard:
-        _live += 1
     try:
-        task.start()
+        _start_counted(task)
     except BaseException:
-        with _live_guard:
-            _live -= 1
         _non_daemon.discard(handle)
         raise
     return handle
