@@ -715,3 +715,14 @@ def test_a_cancellable_call_dropped_before_it_started_never_runs_and_gives_its_t
 def test_limiter_must_be_a_capacity_limiter() -> None:
     with pytest.raises(TypeError, match="CapacityLimiter"):
         treadle.to_thread(print, limiter=2)  # type: ignore[arg-type]
+
+
+def test_idle_to_thread_workers_do_not_hide_a_stall() -> None:
+    """After a call the pool keeps an idle worker; a program that then waits for nothing still gets NeverWokenError."""
+
+    def main() -> None:
+        assert treadle.to_thread(int, "5") == 5
+        treadle.await_(asyncio.get_running_loop().create_future())  # nothing will ever complete it
+
+    with pytest.raises(treadle.NeverWokenError):
+        treadle.run(main)

@@ -26,10 +26,19 @@ import _thread
 import collections
 import functools
 import os
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ThreadPool"]
+__all__ = ["ThreadPool", "idle_worker_count"]
+
+_pools: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
+
+
+def idle_worker_count() -> int:
+    """The workers of every ThreadPool waiting for work: they hold nothing and can wake no loop."""
+    return sum(pool._idle for pool in list(_pools))
+
 
 _start_new_thread = _thread.start_new_thread
 _allocate_lock = _thread.allocate_lock
@@ -86,6 +95,7 @@ class ThreadPool:
         self._available.acquire()
         self._mutex = _allocate_lock()
         self._threads: set[int] = set()  # live workers (len() is read by the loop)
+        _pools.add(self)
         self._joiners: list[Callable[[], None]] = []
         self._prefix = thread_name_prefix
         self._started = 0  # workers started

@@ -53,7 +53,7 @@ from asyncio import base_events, coroutines, events
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
-from .executor import ThreadPool
+from .executor import ThreadPool, idle_worker_count
 from .handles import Handle, TimerHandle
 from .poller import Poller, fileobj_to_fd
 from .timers import TimerQueue
@@ -341,8 +341,10 @@ class CoreLoop(base_events.BaseEventLoop):
     def _cannot_be_woken(self) -> bool:
         """True if no descriptor, signal, executor job or other thread can wake the loop.
 
-        Conservative: any live thread other than this one and the idle workers
-        of the default executor counts as a possible waker.
+        Conservative: any live thread other than this one counts as a possible
+        waker, except the idle workers of treadle's thread pools (the default
+        executor's, to_thread's): they hold nothing, and their work for this
+        loop is counted in ``_executor_jobs`` while it runs.
         """
         if len(self._poller) > 1 or self._signal_handlers or self._executor_jobs:
             return False
@@ -352,9 +354,7 @@ class CoreLoop(base_events.BaseEventLoop):
             others -= 1  # this loop runs in one of them
             if main.is_alive():
                 others += 1  # and the main thread may wake it
-        executor = self._default_executor
-        if executor is not None:
-            others -= len(getattr(executor, "_threads", ()))
+        others -= idle_worker_count()
         return others <= 0
 
     def run_in_executor(self, executor: Any, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
