@@ -200,6 +200,48 @@ def test_tcp_echo_many_concurrent_clients(loop: asyncio.AbstractEventLoop, run: 
     run(main())
 
 
+def test_data_received_chunks_are_bytes_that_later_reads_leave_alone(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    # treadle's transports read into one buffer per loop and copy out: each
+    # chunk handed to data_received must be its own bytes object, unchanged
+    # by the reads that follow (on this connection and on another one).
+    class Keeper(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+            self.got = asyncio.Event()
+
+        def data_received(self, data: bytes) -> None:
+            self.chunks.append(data)
+            self.got.set()
+
+    async def main() -> None:
+        lsock = _listener()
+        keepers = [Keeper(), Keeper()]
+        made = iter(keepers)
+        server = await loop.create_server(lambda: next(made), sock=lsock)
+        port = lsock.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in keepers]
+        try:
+            for i in range(20):
+                for c, (client, keeper) in enumerate(zip(clients, keepers, strict=True)):
+                    keeper.got.clear()
+                    client.sendall(_payload(i * 2 + c, 700 + i))
+                    await asyncio.wait_for(keeper.got.wait(), 5)
+                    # One sendall, read whole or in pieces: wait for all of it.
+                    while sum(map(len, keeper.chunks)) < sum(700 + j for j in range(i + 1)):
+                        keeper.got.clear()
+                        await asyncio.wait_for(keeper.got.wait(), 5)
+            for c, keeper in enumerate(keepers):
+                assert all(type(chunk) is bytes for chunk in keeper.chunks)
+                assert b"".join(keeper.chunks) == b"".join(_payload(i * 2 + c, 700 + i) for i in range(20))
+        finally:
+            for client in clients:
+                client.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
+
+
 def test_create_connection_refused(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     port = _closed_port()
     with pytest.raises(ConnectionRefusedError):

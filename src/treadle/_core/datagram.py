@@ -38,8 +38,9 @@ class DatagramTransport(BaseSocketTransport, transports.DatagramTransport):  # t
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
+        view = self._loop._recv_view  # as the stream transport: no 256 KiB malloc per datagram
         try:
-            data, addr = self._sock.recvfrom(self.max_size)
+            nbytes, addr = self._sock.recvfrom_into(view)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -49,7 +50,7 @@ class DatagramTransport(BaseSocketTransport, transports.DatagramTransport):  # t
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on datagram transport")
         else:
-            self._protocol.datagram_received(data, addr)
+            self._protocol.datagram_received(view[:nbytes].tobytes(), addr)
 
     def sendto(self, data: Any, addr: Any = None) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):

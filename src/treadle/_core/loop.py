@@ -86,6 +86,7 @@ _Ts = TypeVarTuple("_Ts")
 _T = TypeVar("_T")
 
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
+_RECV_BUFFER_SIZE = 256 * 1024  # what one read of a socket transport may bring
 _monotonic = time.monotonic
 
 
@@ -150,6 +151,9 @@ class CoreLoop(base_events.BaseEventLoop):
         # _hooked_timeout).  The default costs one attribute test, in
         # _poll_timeout on iterations that start with nothing ready.
         self._clock: Callable[[], float] = _monotonic
+        # What the socket transports read into (recv_into), then copy out of,
+        # in the same callback: one buffer for the loop, no allocation per read.
+        self._recv_view = memoryview(bytearray(_RECV_BUFFER_SIZE))
         self._idle_hook: Callable[[float | None], float] | None = None
         self._make_self_pipe()
         _all_loops.add(self)

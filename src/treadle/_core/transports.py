@@ -48,7 +48,10 @@ def _set_nodelay(sock: Any) -> None:
 class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  # type: ignore[misc]
     """What stream and datagram socket transports share: state, closing, errors."""
 
-    max_size = 256 * 1024  # bytes asked of recv() per readiness event
+    # asyncio's attribute: the most one read brings, which is the size of the
+    # loop's receive buffer (read only: both transports read into that buffer).
+    max_size = 256 * 1024
+
     _loop: Any
     _extra: dict[str, Any]
     if TYPE_CHECKING:  # from transports._FlowControlMixin, absent from the stubs
@@ -237,8 +240,12 @@ class SocketTransport(BaseSocketTransport):
     def _read_ready__data_received(self) -> None:
         if self._conn_lost:
             return
+        # Into the loop's receive buffer (256 KiB), then copied out: recv(256 KiB)
+        # would malloc 256 KiB per event, which glibc serves with mmap, then
+        # mremap and munmap (three system calls per read of a small message).
+        view = self._loop._recv_view
         try:
-            data = self._sock.recv(self.max_size)
+            nbytes = self._sock.recv_into(view)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -246,9 +253,10 @@ class SocketTransport(BaseSocketTransport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not data:
+        if not nbytes:
             self._read_ready__on_eof()
             return
+        data = view[:nbytes].tobytes()
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
