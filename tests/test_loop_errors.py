@@ -9,6 +9,7 @@ explicitly.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import gc
 import math
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from treadle._core import new_event_loop as treadle_new_event_loop
 
 from .conftest import LOOP_FACTORIES, open_fds
 
@@ -186,6 +189,37 @@ def test_add_reader_with_negative_fd_or_non_file(loop: asyncio.AbstractEventLoop
         loop.add_reader(-1, _noop)
     with pytest.raises(ValueError):
         loop.add_reader(object(), _noop)
+
+
+def test_a_registration_orphaned_by_close_while_a_dup_lives_stops_waking_the_poller() -> None:
+    # epoll keeps a registration for as long as the file lives, not the
+    # descriptor number: closed while registered, with a dup still open, it
+    # can no longer be removed by number.  Level-triggered, it would wake every
+    # iteration; treadle's poller moves to a fresh epoll instead (stock
+    # asyncio's selector spins on it).
+    loop = treadle_new_event_loop()
+    a, b = socket.socketpair()
+    dup = os.dup(a.fileno())
+    try:
+        fired: list[int] = []
+        fd = a.fileno()
+        loop.add_reader(fd, fired.append, 1)
+        a.close()
+        assert loop.remove_reader(fd) is True  # the kernel's registration survives it
+        b.send(b"x")  # the file is readable from now on
+        polls = [loop._poller.poll(0, collections.deque()) for _ in range(3)]  # type: ignore[attr-defined]
+        assert polls == [1, 0, 0]  # the orphan's event once, then no more
+        assert fired == []
+        # The loop still works, and still watches what it should.
+        loop.add_reader(b.fileno(), fired.append, 2)
+        os.write(dup, b"y")
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert fired and set(fired) == {2}
+        loop.remove_reader(b.fileno())
+    finally:
+        os.close(dup)
+        b.close()
+        loop.close()
 
 
 def test_add_reader_on_regular_file(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:

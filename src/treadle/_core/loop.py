@@ -73,6 +73,27 @@ _siginterrupt = signal.siginterrupt
 _all_loops: weakref.WeakSet[CoreLoop] = weakref.WeakSet()
 
 
+class _RunningHere(_thread._local):
+    """Per thread (a real one: bound before any patching): the treadle loop it runs, if any."""
+
+    loop: CoreLoop | None = None
+
+
+_running_here = _RunningHere()
+
+
+def running_loop() -> Any:
+    """``asyncio._get_running_loop()``, without its ``getpid()`` system call (Python 3.11) when the loop is treadle's.
+
+    For the checks made on every wait and every stream call ("is this async
+    code?"); a loop other than treadle's is asked of asyncio.
+    """
+    loop = _running_here.loop
+    if loop is not None:
+        return loop
+    return events._get_running_loop()
+
+
 def _after_fork_in_child() -> None:
     for loop in list(_all_loops):
         loop._after_fork_in_child()
@@ -144,6 +165,9 @@ class CoreLoop(base_events.BaseEventLoop):
         # Called when the loop would sleep forever with nothing that could wake
         # it (see _cannot_be_woken); the green hub uses it to report a stall.
         self._stall_hook: Callable[[], None] | None = None
+        # How many registered descriptors no task waits on (green sockets keep
+        # theirs between two waits): they cannot end a stall.
+        self._kept_registrations: Callable[[], int] | None = None
         self._executor_jobs = 0  # run_in_executor calls in flight
         # The clock (loop.time() and every deadline) and what the loop does
         # when it would sleep: time.monotonic and nothing, unless a test
@@ -268,6 +292,7 @@ class CoreLoop(base_events.BaseEventLoop):
                 finalizer=self._asyncgen_finalizer_hook,
             )
             events._set_running_loop(self)
+            _running_here.loop = self
             run_once = self._run_once
             while True:
                 run_once()
@@ -276,6 +301,7 @@ class CoreLoop(base_events.BaseEventLoop):
         finally:
             self._stopping = False
             self._thread_id = None
+            _running_here.loop = None
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
@@ -387,7 +413,10 @@ class CoreLoop(base_events.BaseEventLoop):
         executor's, to_thread's): they hold nothing, and their work for this
         loop is counted in ``_executor_jobs`` while it runs.
         """
-        if len(self._poller) > 1 or self._signal_handlers or self._executor_jobs:
+        registered = len(self._poller)  # the wake-up pipe's included
+        if self._kept_registrations is not None:
+            registered -= self._kept_registrations()
+        if registered > 1 or self._signal_handlers or self._executor_jobs:
             return False
         others = _thread_count()  # threads other than the main one
         main = threading.main_thread()

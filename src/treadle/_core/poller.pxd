@@ -21,6 +21,8 @@ cdef class Poller:
     cdef int _maxevents
 
     cdef _update(self, int fd, _Entry entry, int mask)
+    cdef _rearm(self, int fd, _Entry entry, int mask)
+    cdef _rebuild(self)
 
-    @cython.locals(entry=_Entry, fd=int, ev=int, n=Py_ssize_t)
+    @cython.locals(entry=_Entry, fd=int, ev=int, n=Py_ssize_t, stale=bint)
     cpdef int poll(self, double timeout, object ready) except -1

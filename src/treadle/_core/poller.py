@@ -7,7 +7,11 @@ Never: runs a callback.  ``poll`` only appends the handles of ready descriptors
 to the ready queue that the loop passes in; the loop runs them.  It never
 closes a descriptor it did not create, and it never keeps a descriptor that was
 closed behind its back registered (``EBADF``/``ENOENT`` on modify are taken as
-"already gone").
+"already gone"; an event from a registration that outlived its descriptor
+number, because a dup kept the file open, moves the poller to a new epoll
+instance).  A handle that replaces another tells the kernel again (``_rearm``):
+the green sockets keep registrations between waits, and the number may name
+another file by then.
 
 Discussion: epoll is level-triggered here, like asyncio's selector, so a
 callback that reads only part of the available data is called again on the
@@ -69,23 +73,24 @@ class Poller:
         return self._epoll.fileno()
 
     def renew(self) -> Poller:
-        """A new poller with the same registrations; this one's epoll is closed.
+        """This poller on a new epoll instance, with the same registrations; the old one is closed.
 
-        For a forked child, whose epoll descriptor is shared with the parent.
+        For a forked child, whose epoll descriptor is shared with the parent:
+        the old instance is closed, never modified.
         """
-        new = Poller()
-        assert new._epoll is not None
-        for fd, entry in self._fds.items():
+        self._rebuild()
+        return self
+
+    def _rebuild(self) -> None:
+        epoll = _epoll()
+        for fd, entry in list(self._fds.items()):
             try:
-                new._epoll.register(fd, entry.mask)
+                epoll.register(fd, entry.mask)
             except OSError:
-                continue  # closed in the meantime
-            new._fds[fd] = entry
+                del self._fds[fd]  # closed in the meantime
         if self._epoll is not None:
             self._epoll.close()
-            self._epoll = None
-        self._fds = {}
-        return new
+        self._epoll = epoll
 
     def close(self) -> None:
         if self._epoll is not None:
@@ -137,16 +142,44 @@ class Poller:
                 self._epoll.register(fd, mask)
         entry.mask = mask
 
+    def _rearm(self, fd: int, entry: _Entry, mask: int) -> None:
+        """Tell the kernel ``mask`` for ``fd`` even if the entry already has it.
+
+        For a handle that replaces another one: the registration may have been
+        kept for a socket that was closed since (without ``close()``, by the
+        garbage collector), and ``fd`` may now be another file, which the
+        kernel has never heard of.  ``modify`` fails on it (ENOENT): register.
+        """
+        assert self._epoll is not None
+        try:
+            self._epoll.modify(fd, mask)
+        except FileNotFoundError:
+            self._epoll.register(fd, mask)
+        self._fds[fd] = entry
+        entry.mask = mask
+
     def set_reader(self, fd: int, handle: Handle) -> None:
-        entry = self._fds.get(fd) or _Entry()
-        self._update(fd, entry, entry.mask | _EPOLLIN)
+        entry = self._fds.get(fd)
+        if entry is None:
+            entry = _Entry()
+            self._update(fd, entry, _EPOLLIN)
+        elif entry.reader is not None:
+            self._rearm(fd, entry, entry.mask | _EPOLLIN)
+        else:
+            self._update(fd, entry, entry.mask | _EPOLLIN)
         old, entry.reader = entry.reader, handle
         if old is not None:
             old.cancel()
 
     def set_writer(self, fd: int, handle: Handle) -> None:
-        entry = self._fds.get(fd) or _Entry()
-        self._update(fd, entry, entry.mask | _EPOLLOUT)
+        entry = self._fds.get(fd)
+        if entry is None:
+            entry = _Entry()
+            self._update(fd, entry, _EPOLLOUT)
+        elif entry.writer is not None:
+            self._rearm(fd, entry, entry.mask | _EPOLLOUT)
+        else:
+            self._update(fd, entry, entry.mask | _EPOLLOUT)
         old, entry.writer = entry.writer, handle
         if old is not None:
             old.cancel()
@@ -177,9 +210,11 @@ class Poller:
         except InterruptedError:
             return 0
         fds = self._fds
+        stale = False
         for fd, ev in events:
             entry = fds.get(fd)
             if entry is None:
+                stale = True
                 continue
             if ev & _READ_MASK:
                 reader = entry.reader
@@ -198,4 +233,13 @@ class Poller:
         n = len(events)
         if n == self._maxevents:
             self._maxevents *= 2
+        if stale:
+            # An event for a descriptor this poller no longer watches: its
+            # unregistration failed because the number was closed while
+            # another descriptor (a dup, a forked child's copy) kept the file
+            # open, and epoll keeps a registration for as long as the file
+            # lives.  It cannot be removed by number any more, and as the
+            # poll is level-triggered it would wake every iteration: move to
+            # a new epoll instance with only the live registrations.
+            self._rebuild()
         return n

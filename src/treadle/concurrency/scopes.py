@@ -58,7 +58,7 @@ from greenlet import getcurrent, greenlet
 from ..green.bridge import await_
 from ..green.hub import Hub, get_hub, interrupt
 from ..green.task import check_timeout
-from .waiting import in_async
+from .waiting import current_loop, in_async
 
 __all__ = [
     "CancelScope",
@@ -125,10 +125,7 @@ def _check_seconds(seconds: float | None) -> float:
 
 
 def _now() -> float:
-    loop = asyncio._get_running_loop()
-    if loop is not None and in_async():
-        return loop.time()
-    return get_hub().loop.time()
+    return current_loop().time()
 
 
 class CancelScope:

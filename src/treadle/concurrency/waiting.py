@@ -18,6 +18,7 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
+from .._core.loop import running_loop
 from ..green.bridge import green_wait
 from ..green.hub import get_hub, in_hub
 
@@ -31,7 +32,7 @@ def in_async() -> bool:
 
 def current_loop() -> asyncio.AbstractEventLoop:
     """The loop a waiter's future belongs to: the running one in async code, the hub's in green code."""
-    loop = asyncio._get_running_loop()
+    loop = running_loop()
     if loop is not None and in_hub():
         return loop
     return get_hub().loop

@@ -12,18 +12,27 @@ cdef class _Watch:
     cdef public list writers
     cdef public object read_handle
     cdef public object write_handle
+    cdef public object owner
+    cdef public bint kept
 
 
 @cython.final
 cdef class FdWaits:
     cdef object _loop
     cdef dict _watches
+    cdef Py_ssize_t _kept
 
     @cython.locals(watch=_Watch, joined=list)
-    cpdef bint wait(self, list reads, list writes, object timeout, object what, object timeout_error=*) except -1
+    cpdef bint wait(self, list reads, list writes, object timeout, object what, object timeout_error=*, object owner=*) except -1
+
+    cpdef Py_ssize_t kept_count(self)
+
+    cdef _set_kept(self, _Watch watch, bint kept)
 
     @cython.locals(watch=_Watch)
-    cdef _Watch _join(self, int fd, bint write, object waiter)
+    cdef _Watch _join(self, int fd, bint write, object waiter, object owner)
+
+    cdef _drop_if_unused(self, _Watch watch)
 
     @cython.locals(waiters=list)
     cdef _leave(self, _Watch watch, bint write, object waiter)

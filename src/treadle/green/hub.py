@@ -37,6 +37,7 @@ at a switch point that is not waiting for it.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import threading
 from typing import Any
@@ -44,6 +45,9 @@ from typing import Any
 from greenlet import getcurrent, greenlet
 
 from .._core import EventLoop, new_event_loop
+from .._core.loop import running_loop
+
+_get_ident = _thread.get_ident  # bound now: the monkey patcher makes threading's green
 
 __all__ = [
     "BlockingInHubError",
@@ -97,6 +101,7 @@ class Hub:
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
         self.tasks: set[Any] = set()  # green tasks started and not yet done
         loop._stall_hook = self._on_stall
+        loop._kept_registrations = self.fdwaits.kept_count
 
     def _run(self) -> Any:
         self.loop.run_forever()
@@ -181,8 +186,12 @@ def get_hub() -> Hub:
     Raises ``RuntimeError`` if the running loop is not treadle's: green tasks
     need treadle's loop (use ``treadle.run`` or ``treadle.install()``).
     """
-    running = asyncio._get_running_loop()
     hub: Hub | None = _local.hub
+    if hub is not None and hub.loop._thread_id == _get_ident():
+        # Its loop runs in this thread, so it is the running loop.  (Asking
+        # asyncio costs a getpid() system call per wait on Python 3.11.)
+        return hub
+    running = running_loop()
     if running is not None:
         if hub is not None and hub.loop is running:
             return hub
@@ -216,7 +225,7 @@ def in_hub() -> bool:
     """True when the current greenlet is the one running the loop (async code, callbacks)."""
     hub: Hub | None = _local.hub
     if hub is None or not hub.loop.is_running():
-        return asyncio._get_running_loop() is not None and not getattr(getcurrent(), "_treadle_green", False)
+        return running_loop() is not None and not getattr(getcurrent(), "_treadle_green", False)
     return getcurrent() is hub.glet
 
 

@@ -66,7 +66,16 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
     else:
         waits.read = True
     try:
-        _wait_fd(fd, write, timeout)
+        # The socket's _waits object owns fd while the socket is open: its
+        # registration is kept between two waits (green.fdwait).
+        get_hub().fdwaits.wait(
+            [] if write else [fd],
+            [fd] if write else [],
+            timeout,
+            f"{'writable' if write else 'readable'} fd {fd}",
+            None if timeout is None else _timeout_error("timed out"),
+            waits,
+        )
     finally:
         if write:
             waits.write = False
