@@ -39,6 +39,22 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
+class EchoCase:
+    """One message size and connection count, and how it is measured: runs, warm-up and window (seconds)."""
+
+    size: int
+    conns: int
+    repeat: int
+    warmup: float
+    duration: float
+    headline: bool = False  # the case the README quotes
+
+    def seconds(self) -> float:
+        """Load time of one server in this case over all its runs (warm-ups included)."""
+        return self.repeat * (self.warmup + self.duration)
+
+
+@dataclass(frozen=True)
 class Server:
     """One echo server program: ``key`` is style/runtime, ``argv`` is after the interpreter (or the binary)."""
 

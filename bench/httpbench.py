@@ -1,6 +1,7 @@
-"""The HTTP case: uvicorn's plaintext endpoint on each loop, loaded by wrk.
+"""The HTTP cases: a plaintext endpoint in each framework (uvicorn, aiohttp) on each loop, loaded by wrk.
 
-Owns: running bench/servers/http_uvicorn.py pinned to one core and wrk
+Owns: the frameworks and their servers (bench/servers/http_uvicorn.py,
+bench/servers/http_aiohttp.py), running one pinned to one core and wrk
 (Debian's package) pinned to the other, reading wrk's report (requests/s,
 p50/p99 latency, errors) and the server's CPU time per request from
 /proc/PID/stat.
@@ -20,20 +21,36 @@ import sys
 from echo import HOST, SERVERS_DIR, BenchError, RunningServer, cpus, display, pin
 
 LOOPS = ("treadle", "asyncio", "uvloop")
+# framework -> (its server program, the modules it imports, what it is)
+FRAMEWORKS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "uvicorn": ("http_uvicorn.py", ("uvicorn", "httptools"), "httptools parser, a minimal ASGI app"),
+    "aiohttp": ("http_aiohttp.py", ("aiohttp",), "`aiohttp.web`, its C parser, one handler"),
+}
 _UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
 
 
+def key(framework: str, loop: str) -> str:
+    return f"{framework}/{loop}"
+
+
 def unavailable() -> str | None:
-    """None when the HTTP case can run here; else why not."""
+    """None when the HTTP cases can run here; else why not (a missing framework is its own rows' reason)."""
     if shutil.which("wrk") is None:
         return "wrk is not installed (apt-get install wrk)"
-    if importlib.util.find_spec("uvicorn") is None:
-        return "uvicorn is not installed"
     return None
 
 
-def server_argv(loop: str) -> list[str]:
-    return [sys.executable, str(SERVERS_DIR / "http_uvicorn.py"), "--loop", loop, HOST, "0"]
+def framework_unavailable(framework: str, loop: str) -> str | None:
+    """None when ``framework`` can run on ``loop`` here; else why not."""
+    needs = FRAMEWORKS[framework][1] + (("uvloop",) if loop == "uvloop" else ())
+    for module in needs:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} not installed"
+    return None
+
+
+def server_argv(framework: str, loop: str) -> list[str]:
+    return [sys.executable, str(SERVERS_DIR / FRAMEWORKS[framework][0]), "--loop", loop, HOST, "0"]
 
 
 def wrk_argv(port: int | str, conns: int, seconds: float) -> list[str]:
@@ -82,10 +99,10 @@ def _wrk(argv: list[str], seconds: float) -> str:
     return proc.stdout
 
 
-def run_http(loop: str, conns: int, warmup: float, duration: float) -> dict[str, float]:
-    """One run on ``loop``: a warm-up load, then the measured one; wrk's numbers plus server CPU µs per request."""
+def run_http(framework: str, loop: str, conns: int, warmup: float, duration: float) -> dict[str, float]:
+    """One run of ``framework`` on ``loop``: a warm-up load, then the measured one, with the server CPU per request."""
     server_cpu, client_cpu = cpus()
-    with RunningServer(server_argv(loop), server_cpu) as srv:
+    with RunningServer(server_argv(framework, loop), server_cpu) as srv:
         if warmup > 0:
             _wrk(pin(client_cpu) + wrk_argv(srv.port, conns, warmup), warmup)
         cpu0 = _cpu_seconds(srv.pid)
@@ -103,6 +120,6 @@ def run_http(loop: str, conns: int, warmup: float, duration: float) -> dict[str,
 def example_commands(conns: int, duration: float) -> list[str]:
     server_cpu, client_cpu = cpus()
     return [
-        display(pin(server_cpu) + server_argv("treadle")) + "   # prints its port",
+        *(display(pin(server_cpu) + server_argv(name, "treadle")) + "   # prints its port" for name in FRAMEWORKS),
         display(pin(client_cpu) + wrk_argv("PORT", conns, duration)),
     ]

@@ -15,6 +15,7 @@ wake-up, a task that did not run) raises instead of giving a number.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import random
@@ -174,6 +175,36 @@ def _gevent_call_soon_threadsafe(n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def _trio_call_soon_threadsafe(n: int) -> float:
+    """trio's one way in from another thread: ``TrioToken.run_sync_soon`` (it has no same-thread call_soon)."""
+    import trio
+    import trio.lowlevel
+
+    async def main() -> float:
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        count = [0]
+
+        def cb() -> None:
+            count[0] += 1
+            if count[0] == n:
+                done.set()
+
+        def producer() -> None:
+            for _ in range(n):
+                token.run_sync_soon(cb)
+
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=producer)
+        thread.start()
+        await done.wait()
+        rate = n / (time.perf_counter() - t0)
+        thread.join()
+        return rate
+
+    return trio.run(main)
+
+
 def _gevent_timers(n: int) -> float:
     import gevent
 
@@ -321,6 +352,56 @@ def _async_queue_pingpong(make: Callable[[], Any]) -> Callable[[int], Awaitable[
         return n / (time.perf_counter() - t0)
 
     return run
+
+
+def _trio_event_pingpong(n: int) -> float:
+    """trio's Event cannot be cleared: each side replaces the one it waited on, where the others clear it."""
+    import trio
+
+    async def main() -> float:
+        ping, pong = [trio.Event()], [trio.Event()]
+
+        async def ponger() -> None:
+            for _ in range(n):
+                await ping[0].wait()
+                ping[0] = trio.Event()
+                pong[0].set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ponger)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                ping[0].set()
+                await pong[0].wait()
+                pong[0] = trio.Event()
+        return n / (time.perf_counter() - t0)
+
+    return trio.run(main)
+
+
+def _trio_queue_pingpong(n: int) -> float:
+    """trio's queue is a memory channel; unbounded here, as the asyncio.Queue of the other runtimes."""
+    import math
+
+    import trio
+
+    async def main() -> float:
+        there_send, there_recv = trio.open_memory_channel[int](math.inf)
+        back_send, back_recv = trio.open_memory_channel[int](math.inf)
+
+        async def ponger() -> None:
+            for _ in range(n):
+                await back_send.send(await there_recv.receive())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ponger)
+            t0 = time.perf_counter()
+            for i in range(n):
+                await there_send.send(i)
+                _check("item back", await back_recv.receive(), i)
+        return n / (time.perf_counter() - t0)
+
+    return trio.run(main)
 
 
 def _green_event_pingpong(make: Callable[[], Any], spawn: Callable[..., Any]) -> Sample:
@@ -501,11 +582,11 @@ def _gevent() -> Any:
 
 
 def _asyncio_cases(fn: Callable[[int], Awaitable[float]]) -> dict[str, Callable[[], Sample]]:
-    return {rt: (lambda rt=rt: _in_async(rt, fn)) for rt in ("treadle", "asyncio", "uvloop")}
+    return {rt: functools.partial(_in_async, rt, fn) for rt in ("treadle", "asyncio", "uvloop")}
 
 
 def _loop_cases(fn: Callable[[asyncio.AbstractEventLoop, int], float]) -> dict[str, Callable[[], Sample]]:
-    return {rt: (lambda rt=rt: _on_loop(rt, fn)) for rt in ("treadle", "asyncio", "uvloop")}
+    return {rt: functools.partial(_on_loop, rt, fn) for rt in ("treadle", "asyncio", "uvloop")}
 
 
 def _primitive_cases(
@@ -531,7 +612,11 @@ CASES: list[Case] = [
         "call_soon_threadsafe",
         "calls/s",
         100_000,
-        {**_loop_cases(_call_soon_threadsafe), "gevent": lambda: _gevent_call_soon_threadsafe},
+        {
+            **_loop_cases(_call_soon_threadsafe),
+            "gevent": lambda: _gevent_call_soon_threadsafe,
+            "trio": lambda: _trio_call_soon_threadsafe,
+        },
     ),
     Case(
         "timer schedule + cancel",
@@ -574,7 +659,12 @@ CASES: list[Case] = [
         },
         quick=True,
     ),
-    Case("Event ping-pong, async", "round trips/s", 50_000, _primitive_cases(_async_event_pingpong, "Event")),
+    Case(
+        "Event ping-pong, async",
+        "round trips/s",
+        50_000,
+        {**_primitive_cases(_async_event_pingpong, "Event"), "trio": lambda: _trio_event_pingpong},
+    ),
     Case(
         "Event ping-pong, green",
         "round trips/s",
@@ -584,7 +674,12 @@ CASES: list[Case] = [
             "gevent": lambda: _green_event_pingpong(_gevent().event.Event, _gevent().spawn),
         },
     ),
-    Case("Queue ping-pong, async", "round trips/s", 50_000, _primitive_cases(_async_queue_pingpong, "Queue")),
+    Case(
+        "Queue ping-pong, async",
+        "round trips/s",
+        50_000,
+        {**_primitive_cases(_async_queue_pingpong, "Queue"), "trio": lambda: _trio_queue_pingpong},
+    ),
     Case(
         "Queue ping-pong, green",
         "round trips/s",

@@ -22,10 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import micro
-from echo import BY_KEY, STYLES
+from echo import BY_KEY, STYLES, EchoCase
+from httpbench import FRAMEWORKS
 
 EchoResults = dict[str, Any]  # "key|size|conns" -> list of run dicts, or an error string
-PEER_PACKAGES = ("treadle", "greenlet", "uvloop", "gevent", "trio", "uvicorn", "httptools", "matplotlib")
+PEER_PACKAGES = (
+    "treadle",
+    "greenlet",
+    "uvloop",
+    "gevent",
+    "trio",
+    "uvicorn",
+    "httptools",
+    "aiohttp",
+    "multidict",
+    "yarl",
+    "matplotlib",
+)
 
 
 def key(server: str, size: int, conns: int) -> str:
@@ -159,32 +172,45 @@ def echo_table(results: EchoResults, size: int, conns: int) -> list[str]:
     return lines
 
 
+def _http_split(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """framework -> loop -> runs (or why not), in the order run."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in results.items():
+        framework, loop = name.split("/", 1)
+        out.setdefault(framework, {})[loop] = runs
+    return out
+
+
 def http_table(results: dict[str, Any]) -> list[str]:
+    """One row per framework and loop; treadle's ratios are to the same framework on the other loop."""
     lines = [
-        "| loop | requests/s | spread | p50 µs | p99 µs | server CPU µs/request | treadle's req/s ratio "
+        "| framework | loop | requests/s | spread | p50 µs | p99 µs | server CPU µs/request | treadle's req/s ratio "
         "| treadle's CPU ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    mine = results.get("treadle")
-    for loop, runs in results.items():
-        if isinstance(runs, str):
-            lines.append(f"| {loop} | {runs} | | | | | | |")
-            continue
-        rps, cpu = _median(runs, "rps"), _median(runs, "cpu_us_per_rt")
-        cells = [loop, f"{rps:,.0f}", _spread(runs, "rps"), f"{_median(runs, 'p50_us'):,.0f}"]
-        cells += [f"{_median(runs, 'p99_us'):,.0f}", f"{cpu:.1f}"]
-        if loop == "treadle":
-            cells += ["(treadle)", "(treadle)"]
-        elif isinstance(mine, list):
-            cells += [f"{_median(mine, 'rps') / rps:.2f}x", f"{cpu / _median(mine, 'cpu_us_per_rt'):.2f}x"]
-        else:
-            cells += ["", ""]
-        lines.append("| " + " | ".join(cells) + " |")
+    for framework, per_loop in _http_split(results).items():
+        mine = per_loop.get("treadle")
+        for loop, runs in per_loop.items():
+            if isinstance(runs, str):
+                lines.append(f"| {framework} | {loop} | {runs} | | | | | | |")
+                continue
+            rps, cpu = _median(runs, "rps"), _median(runs, "cpu_us_per_rt")
+            cells = [framework, loop, f"{rps:,.0f}", _spread(runs, "rps"), f"{_median(runs, 'p50_us'):,.0f}"]
+            cells += [f"{_median(runs, 'p99_us'):,.0f}", f"{cpu:.1f}"]
+            if loop == "treadle":
+                cells += ["(treadle)", "(treadle)"]
+            elif isinstance(mine, list):
+                cells += [f"{_median(mine, 'rps') / rps:.2f}x", f"{cpu / _median(mine, 'cpu_us_per_rt'):.2f}x"]
+            else:
+                cells += ["", ""]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def http_advantages(results: dict[str, Any]) -> list[tuple[str, float, float]]:
-    mine = results.get("treadle")
+def http_advantages(results: dict[str, Any], framework: str) -> list[tuple[str, float, float]]:
+    """(loop, throughput ratio, CPU ratio) of ``framework`` on treadle's loop over it on each other loop."""
+    per_loop = _http_split(results).get(framework, {})
+    mine = per_loop.get("treadle")
     if not isinstance(mine, list):
         return []
     return [
@@ -193,7 +219,7 @@ def http_advantages(results: dict[str, Any]) -> list[tuple[str, float, float]]:
             _median(mine, "rps") / _median(runs, "rps"),
             _median(runs, "cpu_us_per_rt") / _median(mine, "cpu_us_per_rt"),
         )
-        for loop, runs in results.items()
+        for loop, runs in per_loop.items()
         if loop != "treadle" and isinstance(runs, list)
     ]
 
@@ -236,6 +262,11 @@ def chart(
         ax1.barh([y + 0.2 for y in ys], [v - 1 for v in cpu], left=1, height=0.4, label="server CPU per round trip")
         ax1.barh([y - 0.2 for y in ys], [v - 1 for v in rps], left=1, height=0.4, label="round trips per second")
         ax1.set_yticks(ys, [f"{case} vs {peer_label(case, peer)}" for case, peer, _, _ in echo_rows], fontsize=7)
+        # A thin line between the groups of one message size and connection count (and each HTTP framework's).
+        groups = [case.split(" ", 1)[1] for case, _, _, _ in echo_rows]
+        for i in range(1, len(groups)):
+            if groups[i] != groups[i - 1]:
+                ax1.axhline(ys[i] + 0.5, color="grey", linewidth=0.5, alpha=0.6)
         ax1.legend(loc="best", fontsize=8)
     ax1.set_title("Echo and HTTP: treadle's ratio to each peer", fontsize=10)
     if micro_rows:
@@ -260,6 +291,37 @@ def chart(
     plt.close(fig)
 
 
+def case_settings(case: EchoCase) -> str:
+    """ "3 runs of 0.5 s warm-up + 1.5 s measured" (and "headline" for the README's case)."""
+    runs = f"{case.repeat} run{'s' if case.repeat != 1 else ''}"
+    text = f"{runs} of {case.warmup:.1f} s warm-up + {case.duration:.1f} s measured"
+    return f"headline, {text}" if case.headline else text
+
+
+def plan_note(cases: Sequence[EchoCase]) -> str:
+    """One sentence: which echo cases got which runs and windows."""
+    groups: dict[tuple[int, float, float, bool], list[str]] = {}
+    for case in cases:
+        groups.setdefault((case.repeat, case.warmup, case.duration, case.headline), []).append(
+            combo_name(case.size, case.conns)
+        )
+    parts = []
+    for (repeat, warmup, duration, headline), names in groups.items():
+        which = ", ".join(names) + (" (the headline case)" if headline else "")
+        runs = f"{repeat} run{'s' if repeat != 1 else ''}"
+        parts.append(f"{which}: {runs} of {warmup:.1f} s warm-up + {duration:.1f} s measured")
+    return "Echo cases: " + "; ".join(parts) + "."
+
+
+def case_plan(cases: Sequence[EchoCase]) -> list[str]:
+    """The echo cases and how each is measured, as a Markdown table."""
+    lines = ["| echo case | runs | warm-up s | measured s |", "|---|---:|---:|---:|"]
+    for case in cases:
+        name = combo_name(case.size, case.conns) + (" (headline)" if case.headline else "")
+        lines.append(f"| {name} | {case.repeat} | {case.warmup:.1f} | {case.duration:.1f} |")
+    return lines
+
+
 # -- RESULTS.md --------------------------------------------------------------------------------------
 
 
@@ -269,7 +331,7 @@ def markdown(
     settings: dict[str, Any],
     commands: list[str],
     notes: list[str],
-    combos: list[tuple[int, int]],
+    cases: Sequence[EchoCase],
     echo_results: EchoResults,
     http_results: dict[str, Any] | str | None,
     micro_results: micro.Results | None,
@@ -294,8 +356,8 @@ def markdown(
         f"- Echo: each server runs pinned to core {settings['server_cpu']} and the C load generator "
         f"(`bench/loadgen.c`) to core {settings['client_cpu']}. Each connection sends a message, waits for the "
         "whole echo, checks every byte and sends the next; a run with any wrong byte or lost connection "
-        f"gives no number. Warm-up {settings['warmup']} s, then {settings['duration']} s measured; "
-        f"{settings['repeat']} run(s) per case, interleaved (every case once, then again), and the median is "
+        "gives no number. Each case has its own number of runs, warm-up and measured window (the table below "
+        "and each case's heading); the runs are interleaved (every server once, then again) and the median is "
         "shown. *spread* is (max - min) / median of round trips per second over the runs.",
         "- *starved*: connections that completed no round trip in the whole run (warm-up included); their "
         "waits are not in the percentiles. A wait of over 10 s would be an error (lost data).",
@@ -307,10 +369,17 @@ def markdown(
         "server's, and its CPU per round trip as a multiple of the C server's.",
         "- The same server code runs on each asyncio loop (`--loop treadle|asyncio|uvloop`), so a style's rows "
         "differ only by the loop.",
-        "- HTTP: uvicorn (httptools parser) with a minimal ASGI app, on each loop, loaded by wrk "
-        f"({settings['http_conns']} connections, one thread) after a {settings['http_warmup']} s warm-up load.",
+        "- HTTP: a plaintext `Hello, World!` endpoint in each framework ("
+        + "; ".join(f"{name} ({what})" for name, (_, _, what) in FRAMEWORKS.items())
+        + "), on each loop, loaded by wrk "
+        f"({settings['http_conns']} connections, one thread, {settings['http_duration']} s) after a "
+        f"{settings['http_warmup']} s warm-up load; {settings['http_repeat']} run(s) each, interleaved, a fresh "
+        "server per run. treadle's ratios compare a framework on treadle's loop with the same framework on the "
+        "other loops.",
         "- Micro-benchmarks: each runtime in a process of its own (each memory sample in a fresh one), the "
         "median of several samples after a warm-up.",
+        "",
+        *case_plan(cases),
         "",
         "Commands of one echo run and one HTTP run (PORT and SERVER_PID are the server's):",
         "",
@@ -322,11 +391,11 @@ def markdown(
     if chart_name:
         out += [f"![treadle's ratio to each peer per case]({chart_name})", ""]
     out += ["## Echo", ""]
-    for size, conns in combos:
-        out += [f"### {size_name(size)} messages, {conns} connections", ""]
-        out += echo_table(echo_results, size, conns)
+    for case in cases:
+        out += [f"### {size_name(case.size)} messages, {case.conns} connections ({case_settings(case)})", ""]
+        out += echo_table(echo_results, case.size, case.conns)
         out.append("")
-    out += ["## HTTP plaintext (uvicorn)", ""]
+    out += ["## HTTP plaintext (" + ", ".join(FRAMEWORKS) + ")", ""]
     if isinstance(http_results, dict):
         out += http_table(http_results)
     else:
