@@ -165,9 +165,13 @@ class CoreLoop(base_events.BaseEventLoop):
         # Called when the loop would sleep forever with nothing that could wake
         # it (see _cannot_be_woken); the green hub uses it to report a stall.
         self._stall_hook: Callable[[], None] | None = None
-        # How many registered descriptors no task waits on (green sockets keep
-        # theirs between two waits): they cannot end a stall.
-        self._kept_registrations: Callable[[], int] | None = None
+        # Registrations kept between two waits, which no task waits on now:
+        # they cannot end a stall (see _wanted_registrations).  The sock_*
+        # reads keep theirs here (sockops); the green hub's descriptor waits
+        # keep theirs in an object with kept_count() and holds_idle(fd, handle).
+        self._kept_readers: dict[int, Any] = {}
+        self._kept_idle = 0
+        self._green_fdwaits: Any = None
         self._executor_jobs = 0  # run_in_executor calls in flight
         # The clock (loop.time() and every deadline) and what the loop does
         # when it would sleep: time.monotonic and nothing, unless a test
@@ -413,10 +417,7 @@ class CoreLoop(base_events.BaseEventLoop):
         executor's, to_thread's): they hold nothing, and their work for this
         loop is counted in ``_executor_jobs`` while it runs.
         """
-        registered = len(self._poller)  # the wake-up pipe's included
-        if self._kept_registrations is not None:
-            registered -= self._kept_registrations()
-        if registered > 1 or self._signal_handlers or self._executor_jobs:
+        if self._signal_handlers or self._executor_jobs or self._wanted_registrations() > 1:
             return False
         others = _thread_count()  # threads other than the main one
         main = threading.main_thread()
@@ -426,6 +427,37 @@ class CoreLoop(base_events.BaseEventLoop):
                 others += 1  # and the main thread may wake it
         others -= idle_worker_count()
         return others <= 0
+
+    def _wanted_registrations(self) -> int:
+        """How many registered descriptors some task or callback waits on (the wake-up pipe's included).
+
+        Registrations kept between two waits with no wait on them now are left
+        out.  The kept counts are upper bounds (a kept handle may have been
+        replaced since), so the descriptors are looked at one by one only when
+        those bounds leave at most one; above that the answer is a lower bound.
+        """
+        poller = self._poller
+        total = len(poller)
+        green = self._green_fdwaits
+        bound = self._kept_idle + (green.kept_count() if green is not None else 0)
+        if bound == 0 or total - bound > 1:
+            return total - bound  # exact, or a lower bound that already says "more than one"
+        kept = self._kept_readers
+        for sock_kept in [k for k in kept.values() if k.handle._cancelled]:
+            sock_kept.drop()  # replaced (add_reader, a transport): forget it
+        wanted = 0
+        for fd, reader, writer in poller.registrations():
+            for handle in (reader, writer):
+                if handle is None:
+                    continue
+                sock_kept = kept.get(fd)
+                if sock_kept is not None and sock_kept.handle is handle and sock_kept.idle():
+                    continue
+                if green is not None and green.holds_idle(fd, handle):
+                    continue
+                wanted += 1
+                break
+        return wanted
 
     def run_in_executor(self, executor: Any, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
         if executor is None and (self._default_executor is None or isinstance(self._default_executor, ThreadPool)):
@@ -494,6 +526,8 @@ class CoreLoop(base_events.BaseEventLoop):
             self.remove_signal_handler(sig)
         super().close()
         self._timers.clear()
+        self._kept_readers.clear()
+        self._kept_idle = 0
         self._close_self_pipe()
         self._poller.close()
         self._selector = None
@@ -532,11 +566,19 @@ class CoreLoop(base_events.BaseEventLoop):
         """Call ``callback(*args)`` whenever ``fd`` is readable (level-triggered)."""
         self._ensure_fd_no_transport(fd)
         _check_callback(callback, "add_reader")
+        self._drop_kept_reader(fd)
         self._add_reader(fd, callback, *args)
 
     def remove_reader(self, fd: Any) -> bool:
         self._ensure_fd_no_transport(fd)
+        self._drop_kept_reader(fd)  # not a reader of the caller's: False, as asyncio
         return self._remove_reader(fd)
+
+    def _drop_kept_reader(self, fd: Any) -> None:
+        if self._kept_readers:
+            kept = self._kept_readers.get(fileobj_to_fd(fd))
+            if kept is not None:
+                kept.drop()
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call ``callback(*args)`` whenever ``fd`` is writable (level-triggered)."""

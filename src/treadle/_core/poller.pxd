@@ -19,6 +19,7 @@ cdef class Poller:
     cdef object _epoll
     cdef dict _fds
     cdef int _maxevents
+    cdef public long long polls
 
     cdef _update(self, int fd, _Entry entry, int mask)
     cdef _rearm(self, int fd, _Entry entry, int mask)

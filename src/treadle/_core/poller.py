@@ -61,12 +61,15 @@ class _Entry:
 
 
 class Poller:
-    __slots__ = ("_epoll", "_fds", "_maxevents")
+    __slots__ = ("_epoll", "_fds", "_maxevents", "polls")
 
     def __init__(self) -> None:
         self._epoll: select.epoll | None = _epoll()
         self._fds: dict[int, _Entry] = {}
         self._maxevents = 1024
+        # How many polls so far: a wait that began after the latest poll knows
+        # that what that poll reported may predate it (sockops' kept readers).
+        self.polls = 0
 
     def fileno(self) -> int:
         assert self._epoll is not None
@@ -106,6 +109,10 @@ class Poller:
         if entry is None:
             return None, None
         return entry.reader, entry.writer
+
+    def registrations(self) -> list[tuple[int, Handle | None, Handle | None]]:
+        """Every registered descriptor with its reader and writer handles."""
+        return [(fd, entry.reader, entry.writer) for fd, entry in self._fds.items()]
 
     def get_key(self, fd: int) -> selectors.SelectorKey:
         """A ``selectors``-style key for ``fd`` (KeyError if not registered).
@@ -205,6 +212,7 @@ class Poller:
     def poll(self, timeout: float, ready: deque[Any]) -> int:
         """Wait up to ``timeout`` seconds (-1: forever); queue the ready handles."""
         assert self._epoll is not None
+        self.polls += 1
         try:
             events = self._epoll.poll(timeout, self._maxevents)
         except InterruptedError:

@@ -1,13 +1,28 @@
 """Low-level socket operations of the loop: ``sock_recv``, ``sock_sendall`` and friends.
 
-Owns: the ``sock_*`` coroutines of ``asyncio.AbstractEventLoop`` and the one way
-they wait, :meth:`SockOpsMixin._wait_fd`: register a reader or writer that
-completes a future, await it, unregister.  Every operation tries the system
-call first and waits only when it would block.
+Owns: the ``sock_*`` coroutines of ``asyncio.AbstractEventLoop`` and the two
+ways they wait: :meth:`SockOpsMixin._wait_fd` registers a reader or writer that
+completes a future, awaits it and unregisters; :meth:`SockOpsMixin._wait_readable`
+(every read and accept) keeps the socket's reader registered after the wait,
+for the next read of the same socket.  Every operation tries the system call
+first and waits only when it would block.
 
-Never: keeps a reader or writer registered after the awaiting coroutine is
-done or cancelled; never blocks the loop (a blocking socket is refused with
-``ValueError`` at the call, in every mode, not only in debug mode).
+Never: keeps a writer registered after the awaiting coroutine is done or
+cancelled, or a reader for a socket other than the one it was made for; never
+blocks the loop (a blocking socket is refused with ``ValueError`` at the call,
+in every mode, not only in debug mode).
+
+Discussion: a reader kept between reads saves the two ``epoll_ctl`` calls
+(add, then remove) of every read that has to wait.  It is made for one socket
+object (a weak reference: the registration must not keep the socket alive),
+and reused only by a read of that same object, which owns the descriptor until
+it is closed.  A socket closed without the loop knowing (``sock.close()``) may
+see its number reused by another file: a read of another socket object finds
+the kept reader not its own and registers afresh, and ``add_reader`` or a
+transport replacing it re-tells the kernel (``Poller._rearm``).  A kept reader
+that fires with nobody waiting is dropped, so an unread socket does not wake
+the loop every iteration; writers are never kept (a socket is writable again
+at once, so a kept writer would only fire).
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import errno
 import io
 import os
 import socket
+import weakref
 from asyncio import base_events, exceptions
 from typing import Any
 
@@ -35,10 +51,90 @@ def _check_sock(sock: Any) -> None:
         raise ValueError("the socket must be non-blocking")
 
 
+class _KeptReader:
+    """The reader a socket's reads keep registered between waits (see the module's discussion)."""
+
+    __slots__ = ("loop", "fd", "owner", "fut", "handle", "since")
+
+    def __init__(self, loop: Any, fd: int, sock: socket.socket) -> None:
+        self.loop = loop
+        self.fd = fd
+        self.owner = weakref.ref(sock)
+        self.fut: Any = None  # the future of the read waiting now, if any
+        self.handle: Any = None
+        self.since = -1  # the poller's poll count when the last wait began or ended
+
+    def wake(self) -> None:
+        if self.since == self.loop._poller.polls:
+            # The poll that reported this ran before the current wait began
+            # (or the last one ended): the readiness may be what the last read
+            # took.  If it is still there, the next poll reports it again
+            # (epoll is level-triggered); taken for new, it would wake the
+            # task for nothing, which every read that waits would pay.
+            return
+        fut = self.fut
+        if fut is None:
+            # Ready, and nobody reads: drop it, or it would fire every iteration.
+            self.drop()
+        elif fut is not _DROPPED and not fut.done():
+            fut.set_result(None)
+
+    def idle(self) -> bool:
+        """Registered with no read waiting on it."""
+        return self.fut is None and not self.handle._cancelled
+
+    def drop(self) -> None:
+        """Unregister (if the slot is still this reader's) and forget it.
+
+        A read still waiting on it is left waiting, as asyncio leaves one whose
+        reader another ``add_reader`` replaced.
+        """
+        loop = self.loop
+        if loop._kept_readers.get(self.fd) is self:
+            del loop._kept_readers[self.fd]
+        if self.fut is None:
+            loop._kept_idle -= 1
+        self.fut = _DROPPED
+        if not loop._closed and loop._poller.get(self.fd)[0] is self.handle:
+            loop._poller.remove_reader(self.fd)
+
+
+_DROPPED: Any = object()  # a dropped _KeptReader's fut: neither waiting nor idle
+
+
 class SockOpsMixin:
     """``sock_*`` methods; mixed into the loop, which supplies the registration calls."""
 
     _debug: bool
+    _kept_readers: dict[int, _KeptReader]  # fd -> the reader kept for its socket
+    _kept_idle: int  # how many of them no read waits on
+
+    async def _wait_readable(self, sock: socket.socket) -> None:
+        """Suspend until ``sock`` is readable, keeping its reader registered afterwards."""
+        loop: Any = self
+        fd = sock.fileno()
+        loop._ensure_fd_no_transport(fd)
+        fut = loop.create_future()
+        kept = loop._kept_readers.get(fd)
+        if kept is not None and kept.fut is None and kept.owner() is sock and not kept.handle._cancelled:
+            loop._kept_idle -= 1  # registered for this very socket: no system call
+        else:
+            if kept is not None:
+                kept.drop()
+            kept = _KeptReader(loop, fd, sock)
+            kept.handle = loop._add_reader(fd, kept.wake)
+            loop._kept_readers[fd] = kept
+        kept.fut = fut
+        kept.since = loop._poller.polls
+        try:
+            await fut
+        finally:
+            if kept.fut is fut:
+                kept.fut = None
+                kept.since = loop._poller.polls
+                loop._kept_idle += 1
+                if loop._closed:
+                    kept.drop()
 
     async def _wait_fd(self, fd: int, write: bool) -> None:
         """Suspend until ``fd`` is readable (or writable); the single wait of this module."""
@@ -68,7 +164,7 @@ class SockOpsMixin:
                 return sock.recv(n)
             except (BlockingIOError, InterruptedError):
                 pass
-            await self._wait_fd(sock.fileno(), False)
+            await self._wait_readable(sock)
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into ``buf``; returns the number of bytes received."""
@@ -78,7 +174,7 @@ class SockOpsMixin:
                 return sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):
                 pass
-            await self._wait_fd(sock.fileno(), False)
+            await self._wait_readable(sock)
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram of up to ``bufsize`` bytes; returns (data, address)."""
@@ -88,7 +184,7 @@ class SockOpsMixin:
                 return sock.recvfrom(bufsize)
             except (BlockingIOError, InterruptedError):
                 pass
-            await self._wait_fd(sock.fileno(), False)
+            await self._wait_readable(sock)
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: Any, nbytes: int = 0) -> tuple[int, Any]:
         """Receive a datagram into ``buf``; returns (nbytes, address)."""
@@ -100,7 +196,7 @@ class SockOpsMixin:
                 return sock.recvfrom_into(buf, nbytes)
             except (BlockingIOError, InterruptedError):
                 pass
-            await self._wait_fd(sock.fileno(), False)
+            await self._wait_readable(sock)
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send all of ``data``; on error, how much was sent is unknown (as in asyncio)."""
@@ -156,7 +252,7 @@ class SockOpsMixin:
             try:
                 conn, address = sock.accept()
             except (BlockingIOError, InterruptedError):
-                await self._wait_fd(sock.fileno(), False)
+                await self._wait_readable(sock)
                 continue
             conn.setblocking(False)
             return conn, address

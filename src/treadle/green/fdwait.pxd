@@ -27,6 +27,9 @@ cdef class FdWaits:
 
     cpdef Py_ssize_t kept_count(self)
 
+    @cython.locals(watch=_Watch)
+    cpdef bint holds_idle(self, int fd, object handle)
+
     cdef _set_kept(self, _Watch watch, bint kept)
 
     @cython.locals(watch=_Watch)

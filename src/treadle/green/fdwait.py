@@ -36,7 +36,7 @@ registered.  A kept registration ends when:
   (``Poller._rearm``).
 
 Kept registrations cannot wake any task, so the loop's stall check leaves them
-out (``kept_count``).
+out (``kept_count``, ``holds_idle``).
 """
 
 from __future__ import annotations
@@ -126,8 +126,19 @@ class FdWaits:
         return fd in self._watches
 
     def kept_count(self) -> int:
-        """How many descriptors stay registered with the loop with no task waiting on them."""
+        """How many descriptors stay registered with no task waiting on them (at most: see holds_idle)."""
         return self._kept
+
+    def holds_idle(self, fd: int, handle: Handle) -> bool:
+        """True if ``handle`` is one of this hub's registrations for ``fd`` that no task waits on."""
+        watch = self._watches.get(fd)
+        if watch is None:
+            return False
+        if handle is watch.read_handle:
+            return not watch.readers
+        if handle is watch.write_handle:
+            return not watch.writers
+        return False
 
     def forget(self, fd: int, error: BaseException) -> None:
         """``fd`` is about to be closed: drop its registrations and raise ``error`` in its waiters."""

@@ -101,7 +101,7 @@ class Hub:
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
         self.tasks: set[Any] = set()  # green tasks started and not yet done
         loop._stall_hook = self._on_stall
-        loop._kept_registrations = self.fdwaits.kept_count
+        loop._green_fdwaits = self.fdwaits
 
     def _run(self) -> Any:
         self.loop.run_forever()
