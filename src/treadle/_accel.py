@@ -51,7 +51,10 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle._core.transports",
     "treadle.green.hub",
     "treadle.green.fdwait",
+    "treadle.green.bridge",
     "treadle.net.greensocket",
+    "treadle.concurrency.waiting",
+    "treadle.concurrency.sync",
     "treadle.net.streams",
 )
 

@@ -34,16 +34,23 @@ def sleep(seconds: float = 0, result: Any = None) -> Any:
     returns ``result``.  In async code it returns an awaitable: write
     ``await treadle.sleep(seconds)``.
     """
-    seconds = check_timeout(seconds, "seconds") or 0.0
+    if seconds != 0 or type(seconds) is not int:  # sleep(0), the common switch point, needs no checks
+        seconds = check_timeout(seconds, "seconds") or 0.0
     if in_hub():
         return asyncio.sleep(seconds, result)
     loop = get_hub().loop
     waiter = Waiter()
-    handle = loop.call_soon(waiter.switch) if seconds <= 0 else loop.call_later(seconds, waiter.switch)
+    if seconds <= 0:
+        handle = loop.call_soon(waiter.switch)
+        what = "sleep(0)"
+    else:
+        handle = loop.call_later(seconds, waiter.switch)
+        what = f"sleep({seconds:g})"
     try:
-        waiter.wait(f"sleep({seconds:g})")
-    finally:
-        handle.cancel()
+        waiter.wait(what)
+    except BaseException:
+        handle.cancel()  # woken otherwise (cancelled, killed): the wake-up must not come later
+        raise
     return result
 
 
