@@ -105,6 +105,16 @@ def _median(runs: list[dict[str, float]], field: str) -> float:
     return statistics.median(run[field] for run in runs)
 
 
+def _ratio_cells(mine: Any, rps: float, cpu: float) -> list[str]:
+    """treadle's two ratios to a peer's row: its rate over the peer's, the peer's CPU over its own.
+
+    Blank without treadle's runs.
+    """
+    if not isinstance(mine, list):
+        return ["", ""]
+    return [f"{_median(mine, 'rps') / rps:.2f}x", f"{cpu / _median(mine, 'cpu_us_per_rt'):.2f}x"]
+
+
 def _spread(runs: list[dict[str, float]], field: str) -> str:
     return micro.spread([run[field] for run in runs])
 
@@ -154,12 +164,7 @@ def echo_table(results: EchoResults, size: int, conns: int) -> list[str]:
             cells += [f"{rps / _median(floor, 'rps'):.2f}", f"{cpu / _median(floor, 'cpu_us_per_rt'):.1f}x"]
         else:
             cells += ["", ""]
-        if mine is None:
-            cells += ["(treadle)", "(treadle)"]
-        elif isinstance(mine, list):
-            cells += [f"{_median(mine, 'rps') / rps:.2f}x", f"{cpu / _median(mine, 'cpu_us_per_rt'):.2f}x"]
-        else:
-            cells += ["", ""]
+        cells += ["(treadle)", "(treadle)"] if mine is None else _ratio_cells(mine, rps, cpu)
         lines.append("| " + " | ".join(cells) + " |")
 
     row("floor", "floor/C", "floor")
@@ -197,12 +202,7 @@ def http_table(results: dict[str, Any]) -> list[str]:
             rps, cpu = _median(runs, "rps"), _median(runs, "cpu_us_per_rt")
             cells = [framework, loop, f"{rps:,.0f}", _spread(runs, "rps"), f"{_median(runs, 'p50_us'):,.0f}"]
             cells += [f"{_median(runs, 'p99_us'):,.0f}", f"{cpu:.1f}"]
-            if loop == "treadle":
-                cells += ["(treadle)", "(treadle)"]
-            elif isinstance(mine, list):
-                cells += [f"{_median(mine, 'rps') / rps:.2f}x", f"{cpu / _median(mine, 'cpu_us_per_rt'):.2f}x"]
-            else:
-                cells += ["", ""]
+            cells += ["(treadle)", "(treadle)"] if loop == "treadle" else _ratio_cells(mine, rps, cpu)
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
