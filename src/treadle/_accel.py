@@ -51,6 +51,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle._core.transports",
     "treadle.green.hub",
     "treadle.green.fdwait",
+    "treadle.green.task",
     "treadle.green.bridge",
     "treadle.net.greensocket",
     "treadle.concurrency.waiting",
