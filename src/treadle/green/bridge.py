@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from greenlet import getcurrent
 
 from .generators import drive
-from .hub import BlockingInHubError, Waiter, get_hub, in_hub
+from .hub import BlockingInHubError, Waiter, get_hub, green_hub, in_hub
 from .task import Greenlet, check_timeout
 
 __all__ = ["await_", "green_wait", "run_green", "sleep"]
@@ -36,9 +36,12 @@ def sleep(seconds: float = 0, result: Any = None) -> Any:
     """
     if seconds != 0 or type(seconds) is not int:  # sleep(0), the common switch point, needs no checks
         seconds = check_timeout(seconds, "seconds") or 0.0
-    if in_hub():
-        return asyncio.sleep(seconds, result)
-    loop = get_hub().loop
+    hub = green_hub()
+    if hub is None:
+        if in_hub():
+            return asyncio.sleep(seconds, result)
+        hub = get_hub()
+    loop = hub.loop
     waiter = Waiter()
     if seconds <= 0:
         handle = loop.call_soon(waiter.switch)
@@ -47,7 +50,7 @@ def sleep(seconds: float = 0, result: Any = None) -> Any:
         handle = loop.call_later(seconds, waiter.switch)
         what = f"sleep({seconds:g})"
     try:
-        waiter.wait(what)
+        waiter.wait(what, hub)
     except BaseException:
         handle.cancel()  # woken otherwise (cancelled, killed): the wake-up must not come later
         raise

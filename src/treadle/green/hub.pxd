@@ -20,5 +20,6 @@ cdef class Waiter:
     cdef public bint armed
 
 
-@cython.locals(hub=Hub)
-cpdef object switch_to_hub(object what)
+cpdef Hub green_hub()
+
+cpdef object switch_to_hub(object what, Hub hub=*)

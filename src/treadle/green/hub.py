@@ -57,6 +57,7 @@ __all__ = [
     "cancel_green_tasks",
     "current_hub",
     "get_hub",
+    "green_hub",
     "in_hub",
     "switch_to_hub",
 ]
@@ -229,12 +230,27 @@ def in_hub() -> bool:
     return getcurrent() is hub.glet
 
 
-def switch_to_hub(what: str) -> Any:
+def green_hub() -> Hub | None:
+    """This thread's hub when the caller is green code under its running loop; None otherwise.
+
+    None in async code and callbacks (the hub's own greenlet), and where no
+    loop of this thread runs: the caller then takes the slow path
+    (:func:`in_hub`, :func:`get_hub`).  One look for the common case of a
+    green task about to wait.
+    """
+    hub: Hub | None = _local.hub
+    if hub is not None and hub.loop._thread_id == _get_ident() and getcurrent() is not hub.glet:
+        return hub
+    return None
+
+
+def switch_to_hub(what: str, hub: Hub | None = None) -> Any:
     """Suspend the current greenlet until a waker resumes it; return what the waker sends.
 
     The caller must already have arranged its wake-up.  ``what`` says what it
-    waits on (shown if the program stalls).  Raises :class:`BlockingInHubError`
-    when called from the hub itself; raises whatever the waker throws in
+    waits on (shown if the program stalls); ``hub``, if the caller has it,
+    saves looking it up again.  Raises :class:`BlockingInHubError` when called
+    from the hub itself; raises whatever the waker throws in
     (``asyncio.CancelledError``, ``TimeoutError``, :class:`NeverWokenError`...).
     """
     current = getcurrent()
@@ -243,7 +259,8 @@ def switch_to_hub(what: str) -> Any:
         # at its next switch point, as asyncio does for a task at its next await.
         current._cancel_requested = False  # type: ignore[attr-defined]
         raise asyncio.CancelledError(current._cancel_message)  # type: ignore[attr-defined]
-    hub = get_hub()
+    if hub is None:
+        hub = get_hub()
     if hub.pending:
         # An exception parked for this greenlet while it ran (a cancel scope
         # cancelled from inside it): this wait is its next switch point.
@@ -302,9 +319,9 @@ class Waiter:
             self.armed = False
             self.glet.throw(exc)
 
-    def wait(self, what: str) -> Any:
+    def wait(self, what: str, hub: Hub | None = None) -> Any:
         try:
-            return switch_to_hub(what)
+            return switch_to_hub(what, hub)
         finally:
             self.armed = False
 
