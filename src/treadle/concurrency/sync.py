@@ -28,6 +28,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
+from .._core.loop import running_loop
 from ..green.hub import BlockingInHubError
 from ..green.task import check_timeout
 from .waiting import WaitQueue, current_loop, in_async
@@ -149,7 +150,7 @@ class _Waitable:
         """Async: as :meth:`_wait_green`, in one coroutine (the await and the abandon in it: no nested coroutine)."""
         if waiters is None:
             waiters, on_abandon = self._waiters, self._abandon
-        loop = asyncio.get_running_loop()  # async code: the running loop (current_loop() would ask again)
+        loop = running_loop()  # async code: the running loop (current_loop() would ask again); no getpid()
         fut = waiters.add(who, loop)
         timer = loop.call_later(timeout, _time_out, waiters, fut) if timeout is not None else None
         try:
