@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 import ssl
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -93,3 +94,15 @@ def tls() -> TLS:
 def open_fds() -> set[int]:
     """The descriptors this process has open now (from /proc/self/fd)."""
     return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def ipv6_loopback_available() -> bool:
+    """True if this machine can bind a TCP socket to ::1."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -24,6 +24,8 @@ import pytest
 
 import treadle
 
+from .conftest import ipv6_loopback_available
+
 Run = Callable[..., Any]
 
 
@@ -36,17 +38,6 @@ def _payload(seed: int, size: int) -> bytes:
     for pos in range(0, size - 8, 4096):
         data[pos : pos + 8] = struct.pack(">Q", pos ^ seed)
     return bytes(data)
-
-
-def _ipv6_loopback_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def _closed_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
@@ -269,7 +260,7 @@ def test_create_connection_with_sock(loop: asyncio.AbstractEventLoop, run: Run) 
 
 
 def test_happy_eyeballs_localhost(loop: asyncio.AbstractEventLoop, run: Run) -> None:
-    if not _ipv6_loopback_available():
+    if not ipv6_loopback_available():
         pytest.skip("IPv6 loopback (::1) is not available")
 
     async def listen_both() -> tuple[int, list[asyncio.AbstractServer]]:
@@ -325,7 +316,7 @@ def test_happy_eyeballs_localhost(loop: asyncio.AbstractEventLoop, run: Run) -> 
 
 
 def test_happy_eyeballs_ipv6_literal(loop: asyncio.AbstractEventLoop, run: Run) -> None:
-    if not _ipv6_loopback_available():
+    if not ipv6_loopback_available():
         pytest.skip("IPv6 loopback (::1) is not available")
 
     async def main() -> None:
@@ -524,7 +515,7 @@ def test_server_async_context_manager(loop: asyncio.AbstractEventLoop, run: Run)
 
 def test_create_server_multiple_hosts(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     async def main() -> None:
-        hosts = ["127.0.0.1"] + (["::1"] if _ipv6_loopback_available() else [])
+        hosts = ["127.0.0.1"] + (["::1"] if ipv6_loopback_available() else [])
         server = await loop.create_server(EchoServer, hosts, 0)
         try:
             assert {s.getsockname()[0] for s in server.sockets} == set(hosts)

@@ -32,22 +32,13 @@ from treadle.concurrency.channels import ClosedResourceError
 from treadle.net.stream_server import SocketStreamServer, serve_tcp, serve_unix
 from treadle.net.streams import BrokenStreamError, ReadLimitError, SocketStream, open_tcp_stream, open_unix_stream
 
-from .conftest import TLS, open_fds
+from .conftest import TLS, ipv6_loopback_available, open_fds
 from .styles import asettle, settle, spin
 
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-HAS_IPV6 = _has_ipv6()
+HAS_IPV6 = ipv6_loopback_available()
 KINDS = [
     "tcp",
     pytest.param("tcp6", marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6")),

@@ -39,7 +39,7 @@ from treadle.net.streams import (
     open_unix_stream,
 )
 
-from .conftest import TLS, open_fds
+from .conftest import TLS, ipv6_loopback_available, open_fds
 from .styles import asettle, settle, spin
 
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
@@ -1015,15 +1015,6 @@ def test_a_connect_cancelled_in_its_tls_handshake_leaves_nothing_open(how: str, 
     treadle.run(main)
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 def unanswered_port() -> tuple[list[socket.socket], int]:
     """A port on ::1 and 127.0.0.1 whose listeners' backlogs are full: a connect to it stays pending.
 
@@ -1053,7 +1044,7 @@ def unanswered_port() -> tuple[list[socket.socket], int]:
     raise AssertionError("no port was free on both ::1 and 127.0.0.1")
 
 
-@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6")
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6")
 @pytest.mark.parametrize("delay", [0.01, None], ids=["happy-eyeballs", "one-at-a-time"])
 @pytest.mark.parametrize("how", ["green-deadline", "async-deadline", "green-kill", "async-cancel"])
 def test_a_connect_to_several_addresses_ended_while_pending_leaves_nothing_open(
