@@ -10,22 +10,38 @@ it is queued.  Both classes have the attributes and methods of
 ``asyncio.Handle``/``asyncio.TimerHandle`` so that code written for asyncio's
 handles (``cancel()``, ``cancelled()``, ``when()``, ``get_context()``) works.
 
+Also owns the loop's hot path for its own handles: :func:`new_handle` and
+:func:`new_timer` (make one, as the classes' constructors do) and
+:func:`run_ready` (run one unless it was cancelled).
+
 Discussion: handles are the most allocated objects of the loop, so they use
 ``__slots__`` and keep ``_run`` short; the slow path (formatting the callback
 for an error report) lives in :func:`_report`.
+
+The classes must stay subclasses of asyncio's (code checks ``isinstance``), so
+they are Python classes, not extension types, and every attribute access on
+them is a generic lookup: making a handle through ``Handle(...)`` costs more
+than the rest of ``call_soon`` together.  Compiled, the three hot-path
+functions instead read and write the handle's slots at the offsets that the
+interpreter's own slot descriptors report (``handles.pxd``), found and checked
+once at import: a handle made that way is the same object, with the same
+slots set, as one made by ``__init__``.  If the descriptors are not the plain
+object slots expected, or the module runs as Python, the functions take the
+ordinary path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.machinery
 import os
 import sys
 from asyncio import format_helpers
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Handle", "TimerHandle"]
+__all__ = ["Handle", "TimerHandle", "new_handle", "new_timer", "run_ready"]
 
 _CORE_DIR = os.path.dirname(os.path.abspath(__file__))
 _copy_context = contextvars.copy_context  # one global lookup per handle instead of two
@@ -209,3 +225,60 @@ class TimerHandle(Handle, asyncio.TimerHandle):
             Handle.cancel(self)
             if scheduled:
                 self._loop._timers.on_cancel(self)
+
+
+# Compiled, this module is an extension module (its __file__ says so) and the
+# C helpers declared in handles.pxd exist; as Python, they are never looked up.
+_COMPILED = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+_FAST = _COMPILED and _c_slots_init(Handle, TimerHandle) == 1  # type: ignore[name-defined]  # noqa: F821
+
+
+def uses_slot_offsets() -> bool:
+    """True if the hot path reaches the handles' slots directly (compiled, and the slots are as expected)."""
+    return _FAST
+
+
+def new_handle(
+    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: contextvars.Context | None
+) -> Handle:
+    """``Handle(callback, args, loop, context)``: the loop's way to make one."""
+    if _FAST:
+        traceback = _caller_stack() if loop._debug else None
+        return _c_new_handle(callback, args, loop, context, traceback)  # type: ignore[name-defined, no-any-return]  # noqa: F821
+    return Handle(callback, args, loop, context)
+
+
+def new_timer(
+    when: float,
+    seq: int,
+    callback: Callable[..., object],
+    args: tuple[Any, ...],
+    loop: Any,
+    context: contextvars.Context | None,
+) -> TimerHandle:
+    """``TimerHandle(when, seq, callback, args, loop, context)``, marked scheduled: the loop pushes it on its heap."""
+    if _FAST:
+        traceback = _caller_stack() if loop._debug else None
+        return _c_new_timer(when, seq, callback, args, loop, context, traceback)  # type: ignore[name-defined, no-any-return]  # noqa: F821
+    timer = TimerHandle(when, seq, callback, args, loop, context)
+    timer._scheduled = True
+    return timer
+
+
+def run_ready(handle: Any) -> None:
+    """Run a handle taken off the ready queue, unless it was cancelled.
+
+    Any object with asyncio's handle interface works (``_cancelled``,
+    ``_run()``); treadle's own handles take the compiled path.
+    """
+    if _FAST and _c_is_ours(handle):  # type: ignore[name-defined]  # noqa: F821
+        if _c_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
+            return
+        try:
+            _c_call(handle)  # type: ignore[name-defined]  # noqa: F821
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            _report(handle, exc)
+    elif not handle._cancelled:
+        handle._run()

@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 from .executor import ThreadPool, idle_worker_count
-from .handles import Handle, TimerHandle
+from .handles import Handle, TimerHandle, new_handle, new_timer, run_ready
 from .poller import Poller, fileobj_to_fd
 from .timers import TimerQueue
 
@@ -211,13 +211,13 @@ class CoreLoop(base_events.BaseEventLoop):
             _check_callback(callback, "call_soon")
         elif not callable(callback):
             _check_callback(callback, "call_soon")
-        handle = Handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
     # BaseEventLoop helpers (create_task, futures, executors) call this one.
     def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
-        handle = Handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -259,8 +259,7 @@ class CoreLoop(base_events.BaseEventLoop):
             _check_callback(callback, "call_at")
         timers = self._timers
         timers._seq += 1
-        timer = TimerHandle(when, timers._seq, callback, args, self, context)
-        timer._scheduled = True
+        timer = new_timer(when, timers._seq, callback, args, self, context)
         heapq.heappush(timers._heap, (when, timers._seq, timer))
         return timer
 
@@ -270,7 +269,7 @@ class CoreLoop(base_events.BaseEventLoop):
         if self._closed:
             raise RuntimeError("Event loop is closed")
         _check_callback(callback, "call_soon_threadsafe")
-        handle = Handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         self._write_to_self()
         return handle
@@ -362,9 +361,7 @@ class CoreLoop(base_events.BaseEventLoop):
             return
         popleft = ready.popleft
         for _ in range(ntodo):
-            handle = popleft()
-            if not handle._cancelled:
-                handle._run()
+            run_ready(popleft())
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready
@@ -542,13 +539,13 @@ class CoreLoop(base_events.BaseEventLoop):
 
     def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
-        handle = Handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None)
         self._poller.set_reader(fileobj_to_fd(fd), handle)
         return handle
 
     def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
-        handle = Handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None)
         self._poller.set_writer(fileobj_to_fd(fd), handle)
         return handle
 
@@ -669,7 +666,7 @@ class CoreLoop(base_events.BaseEventLoop):
             _set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc)) from None
-        handle = Handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None)
         self._signal_handlers[sig] = handle
         try:
             _signal(sig, _sighandler_noop)

@@ -1,0 +1,179 @@
+# C declarations for handles.py (Cython's pure Python mode: the .py is the source).
+#
+# Handle and TimerHandle stay Python classes (subclasses of asyncio's), so the
+# hot path reaches their slots directly: each slot of a class with __slots__ is
+# a member descriptor holding the slot's byte offset in the instance.  The
+# offsets are read from those descriptors once, at import, and only used if
+# every one is a plain, writable object slot (T_OBJECT_EX) inside the instance;
+# otherwise treadle_handle_slots_init returns 0 and handles.py takes the
+# ordinary path.  Nothing here guesses a layout.
+
+cdef extern from *:
+    """
+    #include <structmember.h>
+
+    #define TREADLE_SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+    static PyTypeObject *treadle_handle_type = NULL;
+    static PyTypeObject *treadle_timer_type = NULL;
+    static Py_ssize_t treadle_off_context, treadle_off_loop, treadle_off_callback,
+        treadle_off_args, treadle_off_cancelled, treadle_off_repr, treadle_off_traceback,
+        treadle_off_when, treadle_off_seq, treadle_off_scheduled;
+
+    /* The offset of slot `name` of `type`; 0 if it is not a plain writable
+       object slot within the instance; -1 with an exception on error. */
+    static CYTHON_INLINE Py_ssize_t treadle_slot_offset(PyTypeObject *type, const char *name) {
+        PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+        Py_ssize_t offset = 0;
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();  /* no such slot: the ordinary path */
+            return 0;
+        }
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)
+                    && member->offset >= (Py_ssize_t)sizeof(PyObject)
+                    && member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize)
+                offset = member->offset;
+        }
+        Py_DECREF(descr);
+        return offset;
+    }
+
+    /* 1: the offsets are known and the fast path is on; 0: it is off. */
+    static CYTHON_INLINE int treadle_handle_slots_init(PyObject *handle_type, PyObject *timer_type) {
+        static const char *names[] = {"_context", "_loop", "_callback", "_args", "_cancelled",
+                                      "_repr", "_source_traceback", "_when", "_seq", "_scheduled"};
+        Py_ssize_t *offsets[] = {&treadle_off_context, &treadle_off_loop, &treadle_off_callback,
+                                 &treadle_off_args, &treadle_off_cancelled, &treadle_off_repr,
+                                 &treadle_off_traceback, &treadle_off_when, &treadle_off_seq,
+                                 &treadle_off_scheduled};
+        PyTypeObject *handle = (PyTypeObject *)handle_type, *timer = (PyTypeObject *)timer_type;
+        int i;
+        if (!PyType_Check(handle_type) || !PyType_Check(timer_type)
+                || !PyType_IsSubtype(timer, handle)
+                || handle->tp_alloc != PyType_GenericAlloc || timer->tp_alloc != PyType_GenericAlloc)
+            return 0;
+        for (i = 0; i < 10; i++) {
+            /* The first seven are Handle's: they must be where the timer has them too. */
+            Py_ssize_t offset = treadle_slot_offset(i < 7 ? handle : timer, names[i]);
+            if (offset <= 0)
+                return (int)offset;
+            if (i < 7 && treadle_slot_offset(timer, names[i]) != offset)
+                return PyErr_Occurred() ? -1 : 0;
+            *offsets[i] = offset;
+        }
+        Py_INCREF(handle_type);
+        Py_INCREF(timer_type);
+        treadle_handle_type = handle;
+        treadle_timer_type = timer;
+        return 1;
+    }
+
+    /* A handle of `type` with its Handle slots set as Handle.__init__ sets
+       them; the slots of a fresh instance are NULL, so nothing is released. */
+    static CYTHON_INLINE PyObject *treadle_alloc_handle(PyTypeObject *type, PyObject *callback, PyObject *args,
+                                          PyObject *loop, PyObject *context, PyObject *traceback) {
+        PyObject *handle;
+        if (context == Py_None) {
+            context = PyContext_CopyCurrent();
+            if (context == NULL)
+                return NULL;
+        } else {
+            Py_INCREF(context);
+        }
+        handle = type->tp_alloc(type, 0);
+        if (handle == NULL) {
+            Py_DECREF(context);
+            return NULL;
+        }
+        TREADLE_SLOT(handle, treadle_off_context) = context;
+        Py_INCREF(loop);
+        TREADLE_SLOT(handle, treadle_off_loop) = loop;
+        Py_INCREF(callback);
+        TREADLE_SLOT(handle, treadle_off_callback) = callback;
+        Py_INCREF(args);
+        TREADLE_SLOT(handle, treadle_off_args) = args;
+        Py_INCREF(Py_False);
+        TREADLE_SLOT(handle, treadle_off_cancelled) = Py_False;
+        Py_INCREF(Py_None);
+        TREADLE_SLOT(handle, treadle_off_repr) = Py_None;
+        Py_INCREF(traceback);
+        TREADLE_SLOT(handle, treadle_off_traceback) = traceback;
+        return handle;
+    }
+
+    static CYTHON_INLINE PyObject *treadle_new_handle(PyObject *callback, PyObject *args, PyObject *loop,
+                                        PyObject *context, PyObject *traceback) {
+        return treadle_alloc_handle(treadle_handle_type, callback, args, loop, context, traceback);
+    }
+
+    static CYTHON_INLINE PyObject *treadle_new_timer(PyObject *when, PyObject *seq, PyObject *callback,
+                                       PyObject *args, PyObject *loop, PyObject *context,
+                                       PyObject *traceback) {
+        PyObject *timer = treadle_alloc_handle(treadle_timer_type, callback, args, loop, context,
+                                               traceback);
+        if (timer == NULL)
+            return NULL;
+        Py_INCREF(when);
+        TREADLE_SLOT(timer, treadle_off_when) = when;
+        Py_INCREF(seq);
+        TREADLE_SLOT(timer, treadle_off_seq) = seq;
+        Py_INCREF(Py_True);
+        TREADLE_SLOT(timer, treadle_off_scheduled) = Py_True;
+        return timer;
+    }
+
+    static CYTHON_INLINE int treadle_is_ours(PyObject *handle) {
+        return Py_IS_TYPE(handle, treadle_handle_type) || Py_IS_TYPE(handle, treadle_timer_type);
+    }
+
+    static CYTHON_INLINE int treadle_handle_cancelled(PyObject *handle) {
+        return TREADLE_SLOT(handle, treadle_off_cancelled) == Py_True;
+    }
+
+    /* context.run(callback, *args) for one of ours; the callback's result or
+       NULL with its exception.  A handle whose slots were changed to
+       something else than __init__ sets runs through its own _run(). */
+    static CYTHON_INLINE PyObject *treadle_handle_call(PyObject *handle) {
+        PyObject *context = TREADLE_SLOT(handle, treadle_off_context);
+        PyObject *callback = TREADLE_SLOT(handle, treadle_off_callback);
+        PyObject *args = TREADLE_SLOT(handle, treadle_off_args);
+        PyObject *result = NULL;
+        if (context == NULL || !PyContext_CheckExact(context) || callback == NULL
+                || args == NULL || !PyTuple_CheckExact(args))
+            return PyObject_CallMethod(handle, "_run", NULL);
+        /* The callback may cancel its own handle, which drops these. */
+        Py_INCREF(context);
+        Py_INCREF(callback);
+        Py_INCREF(args);
+        if (PyContext_Enter(context) == 0) {
+            result = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0), PyTuple_GET_SIZE(args), NULL);
+            if (PyContext_Exit(context) < 0)
+                Py_CLEAR(result);
+        }
+        Py_DECREF(args);
+        Py_DECREF(callback);
+        Py_DECREF(context);
+        return result;
+    }
+    """
+    int _c_slots_init "treadle_handle_slots_init"(object handle_type, object timer_type) except -1
+    object _c_new_handle "treadle_new_handle"(object callback, object args, object loop, object context, object traceback)
+    object _c_new_timer "treadle_new_timer"(object when, object seq, object callback, object args, object loop, object context, object traceback)
+    bint _c_is_ours "treadle_is_ours"(object handle)
+    bint _c_cancelled "treadle_handle_cancelled"(object handle)
+    object _c_call "treadle_handle_call"(object handle)
+
+cdef bint _COMPILED
+cdef bint _FAST
+
+cpdef bint uses_slot_offsets()
+
+cpdef object new_handle(object callback, tuple args, object loop, object context)
+
+cpdef object new_timer(object when, object seq, object callback, tuple args, object loop, object context)
+
+cpdef run_ready(object handle)

@@ -1,0 +1,4 @@
+# C declarations for loop.py (Cython's pure Python mode: the .py is the source).
+# The loop stays a Python class (a subclass of asyncio's AbstractEventLoop);
+# what it gains from C is calling the handles' hot path as C functions.
+from treadle._core.handles cimport new_handle, new_timer, run_ready

@@ -1,0 +1,239 @@
+"""The handles that treadle's loop makes and runs on its hot path.
+
+Compiled, the loop makes its handles and runs them by reaching their slots
+directly (``treadle._core.handles``: ``new_handle``, ``new_timer``,
+``run_ready``).  These tests check that such a handle is the same object as
+one made by the class's constructor, that running it keeps the asyncio
+semantics (context, exceptions, a callback that cancels its own handle), that
+no reference is leaked or dropped, and that objects which only look like
+handles still run.  The suite runs in both forms, so each test holds for the
+pure Python path too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import sys
+import weakref
+from typing import Any
+
+import pytest
+
+import treadle
+from treadle._core import handles, new_event_loop
+from treadle._core.handles import Handle, TimerHandle
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
+
+
+@pytest.fixture
+def loop() -> Any:
+    lp = new_event_loop()
+    try:
+        yield lp
+    finally:
+        lp.close()
+
+
+def _slots(handle: asyncio.Handle) -> dict[str, Any]:
+    names = {n for cls in type(handle).__mro__ for n in getattr(cls, "__slots__", ()) if n != "__weakref__"}
+    return {n: getattr(handle, n) for n in sorted(names)}
+
+
+def _noop(*args: Any) -> None:
+    pass
+
+
+def test_the_compiled_core_reaches_the_slots_directly() -> None:
+    # A silent fallback to the ordinary path would still pass every other test.
+    assert handles.uses_slot_offsets() is treadle.compiled
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_loop_handle_has_the_slots_its_constructor_sets(loop: Any, debug: bool) -> None:
+    loop.set_debug(debug)
+    context = contextvars.copy_context()
+    made = loop.call_soon(_noop, 1, "two", context=context)
+    built = Handle(_noop, (1, "two"), loop, context)
+    assert type(made) is Handle
+    made_slots, built_slots = _slots(made), _slots(built)
+    if debug:  # each stack ends where it was taken
+        assert made_slots.pop("_source_traceback") and built_slots.pop("_source_traceback")
+    assert made_slots == built_slots
+    assert made.get_context() is context
+    assert repr(made).startswith("<Handle _noop(1, 'two')")
+    made.cancel()
+    assert made.cancelled() and made._callback is None and made._args is None
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_loop_timer_has_the_slots_its_constructor_sets(loop: Any, debug: bool) -> None:
+    loop.set_debug(debug)
+    context = contextvars.copy_context()
+    made = loop.call_at(loop.time() + 60, _noop, 3, context=context)
+    built = TimerHandle(made.when(), made._seq, _noop, (3,), loop, context)
+    built._scheduled = True
+    assert type(made) is TimerHandle
+    made_slots, built_slots = _slots(made), _slots(built)
+    if debug:
+        assert made_slots.pop("_source_traceback") and built_slots.pop("_source_traceback")
+    assert made_slots == built_slots
+    made.cancel()
+    assert made.cancelled()
+    assert loop._timers.handles() == []
+
+
+def test_a_handle_without_a_context_gets_a_copy_of_the_current_one(loop: Any) -> None:
+    seen: list[str] = []
+    token = _VAR.set("at call_soon")
+    try:
+        handle = loop.call_soon(lambda: seen.append(_VAR.get()))
+    finally:
+        _VAR.reset(token)
+    assert handle.get_context() is not contextvars.copy_context()
+    assert handle.get_context()[_VAR] == "at call_soon"
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["at call_soon"]
+
+
+def test_a_callback_runs_in_its_context_and_its_changes_stay_there(loop: Any) -> None:
+    context = contextvars.copy_context()
+    seen: list[str] = []
+
+    def first() -> None:
+        seen.append(_VAR.get())
+        _VAR.set("set by first")
+
+    def second() -> None:
+        seen.append(_VAR.get())
+
+    loop.call_soon(first, context=context)
+    loop.call_soon(second, context=context)
+    loop.call_soon(second)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["unset", "set by first", "unset"]
+    assert context[_VAR] == "set by first"
+
+
+def test_a_context_that_is_already_entered_is_reported_not_run(loop: Any) -> None:
+    context = contextvars.copy_context()
+    errors: list[dict[str, Any]] = []
+    ran: list[bool] = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    handle = loop.call_soon(lambda: ran.append(True), context=context)
+    loop.call_soon(loop.stop)
+    context.run(loop.run_forever)  # the handle's context is the one running the loop
+    assert ran == []
+    assert len(errors) == 1 and errors[0]["handle"] is handle
+    assert isinstance(errors[0]["exception"], RuntimeError)
+    assert "already entered" in str(errors[0]["exception"])
+
+
+def test_a_callback_that_cancels_its_own_handle_finishes(loop: Any) -> None:
+    done: list[Any] = []
+
+    def callback(*args: Any) -> None:
+        handle.cancel()  # drops the handle's references to this function and args
+        gc.collect()
+        done.append(args)
+
+    handle = loop.call_soon(callback, object(), [1, 2])
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(done) == 1 and done[0][1] == [1, 2]
+    assert handle.cancelled() and handle._callback is None
+
+
+def test_a_handle_cancelled_before_its_turn_does_not_run(loop: Any) -> None:
+    ran: list[str] = []
+    loop.call_soon(lambda: later.cancel())
+    later = loop.call_soon(ran.append, "later")
+    timer = loop.call_later(0, ran.append, "timer")
+    loop.call_soon(timer.cancel)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ran == []
+
+
+def test_running_handles_keeps_every_reference_count(loop: Any) -> None:
+    def callback(arg: object) -> None:
+        pass
+
+    arg, context = object(), contextvars.copy_context()
+    before = (sys.getrefcount(callback), sys.getrefcount(arg), sys.getrefcount(context))
+    for _ in range(100):
+        loop.call_soon(callback, arg, context=context)
+        loop.call_later(0, callback, arg, context=context)
+    loop.call_later(0, loop.stop)
+    loop.run_forever()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert (sys.getrefcount(callback), sys.getrefcount(arg), sys.getrefcount(context)) == before
+
+
+class _Holder:
+    handle: Any = None
+
+    def callback(self) -> None:
+        pass
+
+
+def test_a_handle_in_a_reference_cycle_is_collected(loop: Any) -> None:
+    holder = _Holder()
+    holder.handle = loop.call_soon(holder.callback)  # handle -> bound method -> holder -> handle
+    ref = weakref.ref(holder.handle)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    del holder
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_raising_callback_is_reported_with_its_handle(loop: Any) -> None:
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    handle = loop.call_soon(boom)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert [type(e["exception"]) for e in errors] == [ValueError]
+    assert errors[0]["handle"] is handle and "boom" in errors[0]["message"]
+
+
+def test_keyboard_interrupt_from_a_callback_leaves_the_loop(loop: Any) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    loop.call_soon(loop.stop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert not loop.is_running()
+
+
+def test_objects_that_only_look_like_handles_still_run(loop: Any) -> None:
+    ran: list[Any] = []
+    # asyncio's own handle, and one of treadle's whose arguments are not a tuple.
+    loop._add_callback(asyncio.Handle(ran.append, ("asyncio's",), loop))
+    odd = Handle(ran.append, ["list args"], loop)  # type: ignore[arg-type]
+    loop._add_callback(odd)
+    odd_context = Handle(ran.append, ("no context",), loop)
+    odd_context._context = None  # type: ignore[assignment]
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    loop._add_callback(odd_context)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ran == ["asyncio's", "list args"]
+    # asyncio's Handle._run on a None context: an AttributeError, reported.
+    assert [type(e["exception"]) for e in errors] == [AttributeError]
+    assert errors[0]["handle"] is odd_context
