@@ -120,6 +120,31 @@ def _set_result_unless_done(fut: Any, result: Any) -> None:
         fut.set_result(result)
 
 
+def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) -> None:
+    """One iteration of ``loop``: poll for I/O, queue the due timers, run what was ready.
+
+    A function rather than a method so that, compiled, it calls the poller,
+    the timer queue and the handles as C functions.  The poller is read each
+    time: a forked child replaces it (``_after_fork_in_child``).  With
+    callbacks ready the poll does not wait, and ``_poll_timeout`` (timers,
+    hooks, the stall check) is only asked when the loop could sleep.
+    """
+    poller: Poller = loop._poller
+    if ready or loop._stopping:
+        poller.poll(0, ready)
+    else:
+        poller.poll(loop._poll_timeout(), ready)
+    if timers._heap:
+        timers.pop_due(loop._clock() + loop._clock_resolution, ready)
+    ntodo = len(ready)
+    if loop._debug:
+        loop._run_ready_debug(ntodo)
+        return
+    popleft = ready.popleft
+    for _ in range(ntodo):
+        run_ready(popleft())
+
+
 def _check_callback(callback: object, method: str) -> None:
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
@@ -296,9 +321,9 @@ class CoreLoop(base_events.BaseEventLoop):
             )
             events._set_running_loop(self)
             _running_here.loop = self
-            run_once = self._run_once
+            ready, timers = self._ready, self._timers
             while True:
-                run_once()
+                _iterate(self, ready, timers)
                 if self._stopping:
                     break
         finally:
@@ -352,16 +377,7 @@ class CoreLoop(base_events.BaseEventLoop):
         return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
 
     def _run_once(self) -> None:
-        ready = self._ready
-        self._poller.poll(self._poll_timeout(), ready)
-        self._timers.pop_due(self._clock() + self._clock_resolution, ready)
-        ntodo = len(ready)
-        if self._debug:
-            self._run_ready_debug(ntodo)
-            return
-        popleft = ready.popleft
-        for _ in range(ntodo):
-            run_ready(popleft())
+        _iterate(self, self._ready, self._timers)
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready

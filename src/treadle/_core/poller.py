@@ -21,6 +21,7 @@ reader and the writer, so each gets to see the error from its own system call.
 
 from __future__ import annotations
 
+import importlib.machinery
 import select
 import selectors
 from collections import deque
@@ -35,6 +36,10 @@ _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _READ_MASK = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP | select.EPOLLRDHUP
 _WRITE_MASK = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+
+# Compiled, this module is an extension module and poll() calls epoll_wait
+# itself (the C helpers in poller.pxd); as Python, select.epoll.poll does.
+_COMPILED = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def fileobj_to_fd(fileobj: Any) -> int:
@@ -61,12 +66,18 @@ class _Entry:
 
 
 class Poller:
-    __slots__ = ("_epoll", "_fds", "_maxevents", "polls")
+    __slots__ = ("_epoll", "_epfd", "_events", "_fds", "_maxevents", "polls")
 
-    def __init__(self) -> None:
+    def __init__(self, maxevents: int = 1024) -> None:
+        """``maxevents``: how many events one poll takes at first; it doubles whenever a poll fills it."""
+        if maxevents < 1:
+            raise ValueError(f"maxevents must be at least 1, got {maxevents}")
         self._epoll: select.epoll | None = _epoll()
+        self._epfd = self._epoll.fileno()
         self._fds: dict[int, _Entry] = {}
-        self._maxevents = 1024
+        self._maxevents = maxevents
+        # Compiled: the array that epoll_wait fills (struct epoll_event[_maxevents]).
+        self._events: bytearray | None = _c_events_buffer(self._maxevents) if _COMPILED else None  # type: ignore[name-defined]  # noqa: F821
         # How many polls so far: a wait that began after the latest poll knows
         # that what that poll reported may predate it (sockops' kept readers).
         self.polls = 0
@@ -94,11 +105,13 @@ class Poller:
         if self._epoll is not None:
             self._epoll.close()
         self._epoll = epoll
+        self._epfd = epoll.fileno()
 
     def close(self) -> None:
         if self._epoll is not None:
             self._epoll.close()
             self._epoll = None
+            self._epfd = -1
         self._fds.clear()
 
     def __len__(self) -> int:
@@ -210,37 +223,35 @@ class Poller:
         return True
 
     def poll(self, timeout: float, ready: deque[Any]) -> int:
-        """Wait up to ``timeout`` seconds (-1: forever); queue the ready handles."""
+        """Wait up to ``timeout`` seconds (-1: forever); queue the ready handles.
+
+        Returns the number of events.  A signal that interrupts the wait (its
+        Python handler has run by then) counts as a poll with no events.
+        """
         assert self._epoll is not None
         self.polls += 1
-        try:
-            events = self._epoll.poll(timeout, self._maxevents)
-        except InterruptedError:
-            return 0
-        fds = self._fds
         stale = False
-        for fd, ev in events:
-            entry = fds.get(fd)
-            if entry is None:
-                stale = True
-                continue
-            if ev & _READ_MASK:
-                reader = entry.reader
-                if reader is not None:
-                    if reader._cancelled:
-                        self.remove_reader(fd)
-                    else:
-                        ready.append(reader)
-            if ev & _WRITE_MASK:
-                writer = entry.writer
-                if writer is not None:
-                    if writer._cancelled:
-                        self.remove_writer(fd)
-                    else:
-                        ready.append(writer)
-        n = len(events)
+        if _COMPILED:
+            # Straight into this poller's array: no list of tuples per poll,
+            # and the GIL is only released when the poll may wait.
+            events = self._events
+            n = _c_epoll_wait(self._epfd, events, timeout)  # type: ignore[name-defined]  # noqa: F821
+            for i in range(n):
+                if not self._queue(_c_event_fd(events, i), _c_event_mask(events, i), ready):  # type: ignore[name-defined]  # noqa: F821
+                    stale = True
+        else:
+            try:
+                polled = self._epoll.poll(timeout, self._maxevents)
+            except InterruptedError:
+                return 0
+            for fd, ev in polled:
+                if not self._queue(fd, ev, ready):
+                    stale = True
+            n = len(polled)
         if n == self._maxevents:
             self._maxevents *= 2
+            if _COMPILED:
+                self._events = _c_events_buffer(self._maxevents)  # type: ignore[name-defined]  # noqa: F821
         if stale:
             # An event for a descriptor this poller no longer watches: its
             # unregistration failed because the number was closed while
@@ -251,3 +262,24 @@ class Poller:
             # a new epoll instance with only the live registrations.
             self._rebuild()
         return n
+
+    def _queue(self, fd: int, ev: int, ready: deque[Any]) -> bool:
+        """Queue the handles that event mask ``ev`` on ``fd`` wakes; False if nothing watches ``fd``."""
+        entry = self._fds.get(fd)
+        if entry is None:
+            return False
+        if ev & _READ_MASK:
+            reader = entry.reader
+            if reader is not None:
+                if reader._cancelled:
+                    self.remove_reader(fd)
+                else:
+                    ready.append(reader)
+        if ev & _WRITE_MASK:
+            writer = entry.writer
+            if writer is not None:
+                if writer._cancelled:
+                    self.remove_writer(fd)
+                else:
+                    ready.append(writer)
+        return True
