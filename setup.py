@@ -60,7 +60,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # the compiler failed on this module (CompileError, LinkError)
-            _note(f"{ext.name} could not be compiled ({exc}); it stays pure Python")
+            _note(f"{ext.name} could not be compiled ({exc}); the core will run as pure Python, all of it")
 
 
 def _extensions() -> list[Extension]:

@@ -89,7 +89,7 @@ def test_unset_empty_or_zero_runs_the_compiled_core(value: str | None) -> None:
 
 @needs_build
 @pytest.mark.parametrize("suffix", [".py", ".pxd"])
-def test_a_build_older_than_its_source_runs_the_source_and_says_so(tmp_path: Path, suffix: str) -> None:
+def test_a_build_older_than_its_source_runs_the_whole_core_from_source_and_says_so(tmp_path: Path, suffix: str) -> None:
     copy = tmp_path / "treadle"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     edited = copy / "_core" / ("timers" + suffix)
@@ -99,11 +99,42 @@ def test_a_build_older_than_its_source_runs_the_source_and_says_so(tmp_path: Pat
     report, stderr = _report(None, pythonpath=tmp_path)
     files = report["files"]
     assert isinstance(files, dict)
+    # All of it: the compiled loop uses the compiled TimerQueue's C type, which
+    # the source does not have (a mix fails to import).
     assert files["treadle._core.timers"] == str(copy / "_core" / "timers.py")
-    assert not _is_source(files["treadle._core.loop"])  # the others stay compiled
+    assert all(_is_source(path) for path in files.values()), files
     assert report["compiled"] is False
-    assert "treadle._core.timers: the compiled module" in stderr
-    assert "older than its source" in stderr
+    assert stderr.count("RuntimeWarning") == 1
+    assert "treadle._core.timers (older than its source)" in stderr
+
+
+@needs_build
+def test_a_build_missing_one_module_runs_the_whole_core_from_source_and_says_so(tmp_path: Path) -> None:
+    copy = tmp_path / "treadle"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (built,) = [p for p in (copy / "_core").iterdir() if p.name.startswith("handles.") and p.suffix == ".so"]
+    built.unlink()  # as when the C compiler failed on that one module
+    report, stderr = _report(None, pythonpath=tmp_path)
+    files = report["files"]
+    assert isinstance(files, dict)
+    assert all(_is_source(path) for path in files.values()), files
+    assert report["compiled"] is False
+    assert "treadle._core.handles (not built)" in stderr
+
+
+def test_a_package_without_any_build_runs_from_source_silently(tmp_path: Path) -> None:
+    copy = tmp_path / "treadle"
+    shutil.copytree(
+        PACKAGE,
+        copy,
+        ignore=shutil.ignore_patterns("__pycache__", *(f"*{s}" for s in importlib.machinery.EXTENSION_SUFFIXES)),
+    )
+    report, stderr = _report(None, pythonpath=tmp_path)
+    files = report["files"]
+    assert isinstance(files, dict)
+    assert all(_is_source(path) for path in files.values()), files
+    assert report["compiled"] is False
+    assert "RuntimeWarning" not in stderr, stderr
 
 
 def test_compiled_says_which_form_this_process_runs() -> None:

@@ -18,9 +18,17 @@ when
 - ``TREADLE_PURE_PYTHON`` is set to anything but ``""`` or ``"0"`` (the whole
   core runs as plain Python, e.g. to profile it with py-spy, or to test both
   forms of one build), or
-- an extension module is older than its source or its ``.pxd`` (an edited
-  work tree that was not rebuilt): the source is what the reader sees, so it is what runs, and a
-  :class:`RuntimeWarning` says so; ``make`` (or ``pip install -e .``) rebuilds.
+- any listed module has no extension module, or one older than its source
+  or its ``.pxd`` (an edited work tree that was not rebuilt, a module the
+  compiler failed on): the source is what the reader sees, so it is what
+  runs, and a :class:`RuntimeWarning` names the modules; ``make`` (or
+  ``pip install -e .``) rebuilds.
+
+The core is compiled as a whole or not at all: compiled modules call each
+other's C functions and use each other's C types (a ``cimport`` in a ``.pxd``:
+the loop calls the handles' hot path and the poller as C), which a module run
+from source does not have.  A build without any extension module (no C
+compiler, no Cython) is pure Python without a warning.
 
 Keeping one name for both forms (rather than gevent's ``_x.py`` beside a
 compiled ``__x``) means that tracebacks, ``repr``s, pickles and
@@ -85,6 +93,34 @@ def _newest_source(directory: str, name: str) -> float:
     return newest
 
 
+_core_state: tuple[bool, list[str]] | None = None  # (compiled?, what keeps it from running compiled)
+
+
+def _core_compiled() -> tuple[bool, list[str]]:
+    """Whether the listed modules run compiled, and if not, why (their names); found once per process.
+
+    The modules are looked for beside this file, where the package is.
+    """
+    global _core_state
+    if _core_state is None:
+        root = os.path.dirname(os.path.abspath(__file__))
+        missing, stale = [], []
+        for fullname in COMPILED_MODULES:
+            *package, name = fullname.split(".")[1:]
+            directory = os.path.join(root, *package)
+            built = _extension(directory, name)
+            if built is None:
+                missing.append(fullname)
+            elif _newest_source(directory, name) > os.path.getmtime(built) + _STALE_AFTER:
+                stale.append(fullname)
+        if len(missing) == len(COMPILED_MODULES):
+            _core_state = (False, [])  # not built at all: pure Python, nothing to say
+        else:
+            reasons = [f"{n} (older than its source)" for n in stale] + [f"{n} (not built)" for n in missing]
+            _core_state = (not reasons, reasons)
+    return _core_state
+
+
 class _SourceFinder:
     """A meta path finder: the ``.py`` of a listed module when it must not run compiled."""
 
@@ -95,21 +131,21 @@ class _SourceFinder:
         if fullname not in _NAMES or not path:
             return None
         name = fullname.rpartition(".")[2]
-        pure = pure_python_requested()
         for directory in path:
             source = os.path.join(directory, name + ".py")
             if not os.path.exists(source):
                 continue
-            if not pure:
-                built = _extension(directory, name)
-                if built is None or _newest_source(directory, name) <= os.path.getmtime(built) + _STALE_AFTER:
-                    return None  # the path finder takes the extension module, if any
-                warnings.warn(
-                    f"{fullname}: the compiled module {os.path.basename(built)} is older than its source, "
-                    f"which runs instead; rebuild (make, or pip install -e .) or set {ENV_VAR}=1",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if not pure_python_requested():
+                compiled, reasons = _core_compiled()
+                if compiled:
+                    return None  # the path finder takes the extension module
+                if reasons and fullname == COMPILED_MODULES[0]:  # said once, at the first one imported
+                    warnings.warn(
+                        f"treadle's compiled core runs from source, as a whole, because of {', '.join(reasons)}; "
+                        f"rebuild (make, or pip install -e .) or set {ENV_VAR}=1",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
             return importlib.util.spec_from_file_location(fullname, source)
         return None
 

@@ -1,6 +1,13 @@
 # C declarations for loop.py (Cython's pure Python mode: the .py is the source).
-# The loop stays a Python class (a subclass of asyncio's AbstractEventLoop);
-# what it gains from C is calling the handles' hot path as C functions.
+# The loop stays a Python class (a subclass of asyncio's BaseEventLoop); what
+# it gains from C is one iteration (_iterate) that calls the handles' hot path,
+# the poller and the timer queue as C functions and C types.
+cimport cython
+
 from treadle._core.handles cimport new_handle, new_timer, run_ready
 from treadle._core.poller cimport Poller
 from treadle._core.timers cimport TimerQueue
+
+
+@cython.locals(poller=Poller, ntodo=Py_ssize_t)
+cpdef _iterate(object loop, object ready, TimerQueue timers)
