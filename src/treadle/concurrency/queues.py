@@ -26,6 +26,7 @@ import queue as _stdqueue
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ..green.hub import green_hub
 from ..green.task import check_timeout
 from .sync import _TIMED_OUT, Event, _Waitable
 from .waiting import WaitQueue, in_async
@@ -158,13 +159,14 @@ class Queue(_Waitable, Generic[T]):
         Both styles: blocks a green task; in async code, ``await q.put(item)``.
         """
         timeout = check_timeout(timeout)
-        if in_async():
+        hub = green_hub()  # one look for the common case: a green task under its running loop
+        if hub is None and in_async():
             return self._put_async(item, block, timeout)
         if self._try_put(item):
             return None
         if not block or timeout == 0:
             raise QueueFull
-        self._on_slot(item, self._wait_put_green(timeout))
+        self._on_slot(item, self._wait_green("Queue.put()", timeout, None, self._putters, self._abandon_slot, hub))
         return None
 
     async def _put_async(self, item: T, block: bool, timeout: float | None) -> None:
@@ -208,9 +210,6 @@ class Queue(_Waitable, Generic[T]):
         self._deliver(item)
         self._free_slots()  # the item may have gone straight to a getter: the slot is free again
 
-    def _wait_put_green(self, timeout: float | None) -> Any:
-        return self._wait_green("Queue.put()", timeout, None, self._putters, self._abandon_slot)
-
     def _wait_put_async(self, timeout: float | None) -> Any:
         return self._wait_async(timeout, None, self._putters, self._abandon_slot)
 
@@ -238,14 +237,15 @@ class Queue(_Waitable, Generic[T]):
         Both styles: blocks a green task; in async code, ``await q.get()``.
         """
         timeout = check_timeout(timeout)
-        if in_async():
+        hub = green_hub()
+        if hub is None and in_async():
             return self._get_async(block, timeout)
         found, item = self._try_get()
         if found:
             return item
         if not block or timeout == 0:
             raise QueueEmpty
-        return self._on_item(self._wait_green("Queue.get()", timeout))
+        return self._on_item(self._wait_green("Queue.get()", timeout, hub=hub))
 
     async def _get_async(self, block: bool, timeout: float | None) -> T:
         found, item = self._try_get()

@@ -24,14 +24,17 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenlet import getcurrent
 
 from .._core.loop import running_loop
-from ..green.hub import BlockingInHubError
+from ..green.hub import BlockingInHubError, Hub, get_hub, green_hub
 from ..green.task import check_timeout
 from .waiting import WaitQueue, current_loop, in_async
+
+if TYPE_CHECKING:
+    from .waiting import AnyWaiter
 
 __all__ = [
     "BoundedSemaphore",
@@ -68,7 +71,7 @@ def _no_plain_with(name: str) -> None:
         raise BlockingInHubError(f"`with {name}` in async code would block the event loop: use `async with`")
 
 
-def _time_out(waiters: WaitQueue, fut: asyncio.Future[Any]) -> None:
+def _time_out(waiters: WaitQueue, fut: AnyWaiter) -> None:
     """Timer callback: a waiter's timeout passed; it leaves the queue and wakes with ``_TIMED_OUT``."""
     if not fut.done():
         waiters.discard(fut)
@@ -99,13 +102,14 @@ class _Waitable:
         timeout: float | None = None,
         who: Any = None,
     ) -> Any:
-        if in_async():
+        hub = green_hub()  # one look for the common case: a green task under its running loop
+        if hub is None and in_async():
             return self._take_async(try_now, on_woken, blocking, timeout, who)
         if try_now():
             return True
         if not blocking or timeout == 0:
             return False
-        return on_woken(self._wait_green(what, timeout, who))
+        return on_woken(self._wait_green(what, timeout, who, hub=hub))
 
     async def _take_async(
         self,
@@ -128,14 +132,18 @@ class _Waitable:
         who: Any = None,
         waiters: WaitQueue | None = None,
         on_abandon: Callable[[Any], None] | None = None,
+        hub: Hub | None = None,
     ) -> Any:
-        """Green: queue on ``waiters`` (default: the primitive's own) and wait; ``_TIMED_OUT`` after ``timeout``."""
+        """Green: queue on ``waiters`` (default: the primitive's own) and wait; ``_TIMED_OUT`` after ``timeout``.
+
+        ``hub``: the caller's hub if it has it (from ``green_hub()``).
+        """
         if waiters is None:
             waiters, on_abandon = self._waiters, self._abandon
-        fut = waiters.add(who)
-        timer = fut.get_loop().call_later(timeout, _time_out, waiters, fut) if timeout is not None else None
+        waiter = waiters.add_green(who, hub if hub is not None else get_hub())
+        timer = waiter.get_loop().call_later(timeout, _time_out, waiters, waiter) if timeout is not None else None
         try:
-            return waiters.wait_green(fut, what, on_abandon)
+            return waiters.wait_green(waiter, what, on_abandon)
         finally:
             if timer is not None:
                 timer.cancel()

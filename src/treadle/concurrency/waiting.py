@@ -1,10 +1,18 @@
-"""How the toolkit's blocking methods wait, in both styles, on one kind of waiter: a loop future.
+"""How the toolkit's blocking methods wait, in both styles, in one queue.
 
-Owns: :class:`WaitQueue`, the FIFO of futures that a primitive's blocked
+Owns: :class:`WaitQueue`, the FIFO of waiters that a primitive's blocked
 callers wait on (green tasks and async tasks in one queue, served in arrival
-order), and :func:`in_async`, the rule that picks the style: called from the
-hub (async code) a blocking method returns an awaitable; from green code it
-blocks, through :func:`treadle.green.bridge.green_wait`.
+order); :class:`GreenWaiter`, a green task's entry in it; and :func:`in_async`,
+the rule that picks the style: called from the hub (async code) a blocking
+method returns an awaitable; from green code it blocks.
+
+An async task's entry is a loop future that it awaits.  A green task's entry
+is a :class:`GreenWaiter`: the part of the future's interface that the queue
+and the primitives use (``done``, ``cancelled``, ``result``, ``set_result``,
+``cancel``, ``get_loop``), whose ``set_result`` schedules the one callback that
+switches back to the task.  The same wait through a loop future costs a
+future, a done-callback list, and a handle made through the loop's public
+``call_soon``.
 
 Never: wakes a waiter twice, or loses a wake-up: a waiter that is cancelled
 after it was granted something (the future has a result) gives it back
@@ -15,14 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from greenlet import getcurrent
 
 from .._core.loop import running_loop
 from ..green.bridge import green_wait
-from ..green.hub import get_hub, in_hub
+from ..green.hub import Hub, get_hub, in_hub, switch_to_hub
 
-__all__ = ["WaitQueue", "current_loop", "green_wait", "in_async"]
+__all__ = ["GreenWaiter", "WaitQueue", "current_loop", "green_wait", "in_async"]
+
+_PENDING, _DONE, _CANCELLED = 0, 1, 2
+
+# The context that a green wake-up callback runs in: it only switches to the
+# task, which then runs in its own greenlet's context.  One shared empty one
+# spares a copy of the current context per wake-up; it is entered by one
+# callback at a time (the hub runs them one after the other).
+_WAKE_CONTEXT = contextvars.Context()
 
 
 def in_async() -> bool:
@@ -38,13 +57,88 @@ def current_loop() -> asyncio.AbstractEventLoop:
     return get_hub().loop
 
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+
+class GreenWaiter:
+    """A green task's entry in a :class:`WaitQueue`: a loop future's part that the queue uses.
+
+    Made in the task that will wait (it remembers the greenlet), then
+    :meth:`wait` suspends the task until :meth:`set_result` (which schedules
+    the switch back) or until something else resumes it (a cancellation, a
+    timeout thrown in): from then on a wake-up still scheduled does nothing.
+    """
+
+    __slots__ = ("_hub", "_glet", "_state", "_value")
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._glet: Any = getcurrent()
+        self._state = _PENDING
+        self._value: Any = None
+
+    def __repr__(self) -> str:
+        state = ("pending", "finished", "cancelled")[self._state]
+        return f"<GreenWaiter {state} for {self._glet!r}>"
+
+    def done(self) -> bool:
+        return self._state != _PENDING
+
+    def cancelled(self) -> bool:
+        return self._state == _CANCELLED
+
+    def result(self) -> Any:
+        if self._state == _DONE:
+            return self._value
+        if self._state == _CANCELLED:
+            raise asyncio.CancelledError
+        raise asyncio.InvalidStateError("Result is not ready.")
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._hub.loop  # type: ignore[no-any-return]
+
+    def set_result(self, value: Any) -> None:
+        """Finish with ``value`` and schedule the task's wake-up (InvalidStateError if already done)."""
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError(f"invalid state: {self!r}")
+        self._state = _DONE
+        self._value = value
+        self._hub.loop._call_soon(self._wake, (), _WAKE_CONTEXT)
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Mark it cancelled if it is pending (True); the waiting task is resumed by whoever cancels it."""
+        if self._state != _PENDING:
+            return False
+        self._state = _CANCELLED
+        return True
+
+    def _wake(self) -> None:
+        glet = self._glet
+        if glet is not None:
+            self._glet = None
+            glet.switch(self._value)
+
+    def wait(self, what: str) -> Any:
+        """Suspend the calling task (the one that made this) until woken; return what it was given."""
+        try:
+            return switch_to_hub(what, self._hub)
+        finally:
+            self._glet = None  # left, however: a wake-up still scheduled must not switch in
+
+
+if TYPE_CHECKING:
+    #: An entry's waiter: a loop future (async tasks) or a GreenWaiter (green tasks).
+    AnyWaiter: TypeAlias = "asyncio.Future[Any] | GreenWaiter"
+
+
 class WaitQueue:
     """The blocked callers of one primitive, oldest first: each a future and who it waits for."""
 
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
+        self._entries: collections.deque[tuple[AnyWaiter, Any]] = collections.deque()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -58,16 +152,22 @@ class WaitQueue:
         self._entries.append((fut, who))
         return fut
 
+    def add_green(self, who: Any, hub: Hub) -> GreenWaiter:
+        """A new waiter for the calling green task at the end of the queue, on behalf of ``who``."""
+        waiter = GreenWaiter(hub)
+        self._entries.append((waiter, who))
+        return waiter
+
     def waiting_for(self, who: Any) -> bool:
         return any(entry_who is who and not fut.done() for fut, entry_who in self._entries)
 
-    def discard(self, fut: asyncio.Future[Any]) -> None:
+    def discard(self, fut: AnyWaiter) -> None:
         for i, (entry, _) in enumerate(self._entries):
             if entry is fut:
                 del self._entries[i]
                 return
 
-    def pop_first_live(self) -> tuple[asyncio.Future[Any], Any] | None:
+    def pop_first_live(self) -> tuple[AnyWaiter, Any] | None:
         """Take the oldest waiter that still waits off the queue: (future, who); the caller completes it."""
         while self._entries:
             fut, who = self._entries.popleft()
@@ -75,7 +175,7 @@ class WaitQueue:
                 return fut, who
         return None
 
-    def put_back(self, entry: tuple[asyncio.Future[Any], Any]) -> None:
+    def put_back(self, entry: tuple[AnyWaiter, Any]) -> None:
         """Return an entry taken by :meth:`pop_first_live` to the head of the queue."""
         self._entries.appendleft(entry)
 
@@ -104,15 +204,15 @@ class WaitQueue:
             woken += 1
         return woken
 
-    def wait_green(self, fut: asyncio.Future[Any], what: str, on_abandon: Callable[[Any], None] | None) -> Any:
-        """Green: wait for ``fut`` (from :meth:`add`); if abandoned after it was granted, ``on_abandon(value)``."""
+    def wait_green(self, waiter: GreenWaiter, what: str, on_abandon: Callable[[Any], None] | None) -> Any:
+        """Green: wait on ``waiter`` (from :meth:`add_green`); abandoned after it was granted: ``on_abandon(value)``."""
         try:
-            return green_wait(fut, what)
+            return waiter.wait(what)
         except BaseException:
-            self.abandon(fut, on_abandon)
+            self.abandon(waiter, on_abandon)
             raise
 
-    def abandon(self, fut: asyncio.Future[Any], on_abandon: Callable[[Any], None] | None) -> None:
+    def abandon(self, fut: AnyWaiter, on_abandon: Callable[[Any], None] | None) -> None:
         """The waiter of ``fut`` leaves (cancelled, failed): pass on what it was granted, or drop its entry."""
         if fut.done() and not fut.cancelled():
             if on_abandon is not None:

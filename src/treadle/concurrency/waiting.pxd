@@ -1,0 +1,18 @@
+# C declarations for waiting.py (Cython's pure Python mode: the .py is the source).
+# GreenWaiter is a final class of plain attributes: an extension type, so that
+# a green wait on a primitive (add_green, set_result, the wake-up, wait) works
+# on C fields.
+cimport cython
+
+from treadle.green.hub cimport Hub
+
+cdef int _PENDING, _DONE, _CANCELLED
+cdef object _WAKE_CONTEXT
+
+
+@cython.final
+cdef class GreenWaiter:
+    cdef Hub _hub
+    cdef object _glet
+    cdef int _state
+    cdef object _value
