@@ -293,7 +293,8 @@ class CoreLoop(base_events.BaseEventLoop):
     ) -> Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        _check_callback(callback, "call_soon_threadsafe")
+        if self._debug or not callable(callback):  # as call_soon: coroutines are looked for in debug mode
+            _check_callback(callback, "call_soon_threadsafe")
         handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         self._write_to_self()

@@ -7,7 +7,6 @@ cimport cython
 from treadle.green.hub cimport Hub
 
 cdef int _PENDING, _DONE, _CANCELLED
-cdef object _WAKE_CONTEXT
 
 
 @cython.final

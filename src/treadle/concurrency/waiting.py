@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,17 +30,11 @@ from greenlet import getcurrent
 
 from .._core.loop import running_loop
 from ..green.bridge import green_wait
-from ..green.hub import Hub, get_hub, in_hub, switch_to_hub
+from ..green.hub import WAKE_CONTEXT, Hub, get_hub, in_hub, switch_to_hub
 
 __all__ = ["GreenWaiter", "WaitQueue", "current_loop", "green_wait", "in_async"]
 
 _PENDING, _DONE, _CANCELLED = 0, 1, 2
-
-# The context that a green wake-up callback runs in: it only switches to the
-# task, which then runs in its own greenlet's context.  One shared empty one
-# spares a copy of the current context per wake-up; it is entered by one
-# callback at a time (the hub runs them one after the other).
-_WAKE_CONTEXT = contextvars.Context()
 
 
 def in_async() -> bool:
@@ -104,7 +97,7 @@ class GreenWaiter:
             raise asyncio.InvalidStateError(f"invalid state: {self!r}")
         self._state = _DONE
         self._value = value
-        self._hub.loop._call_soon(self._wake, (), _WAKE_CONTEXT)
+        self._hub.loop._call_soon(self._wake, (), WAKE_CONTEXT)
 
     def cancel(self, msg: Any = None) -> bool:
         """Mark it cancelled if it is pending (True); the waiting task is resumed by whoever cancels it."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextvars
 import threading
 from typing import Any
 
@@ -50,6 +51,7 @@ from .._core.loop import running_loop
 _get_ident = _thread.get_ident  # bound now: the monkey patcher makes threading's green
 
 __all__ = [
+    "WAKE_CONTEXT",
     "BlockingInHubError",
     "Hub",
     "NeverWokenError",
@@ -61,6 +63,13 @@ __all__ = [
     "in_hub",
     "switch_to_hub",
 ]
+
+#: The context that a green wake-up callback runs in (``loop._call_soon(waiter.switch, (), WAKE_CONTEXT)``).
+#: Such a callback only switches to its task, which then runs in its own
+#: greenlet's context; one shared empty context spares a copy of the current
+#: one per wake-up.  It is entered by one callback at a time: the hub runs them
+#: one after the other, and a callback has returned before the next one runs.
+WAKE_CONTEXT = contextvars.Context()
 
 _FIX = (
     "would stop the event loop: in async code await the async form (for example `await treadle.sleep(...)`, "
@@ -267,7 +276,7 @@ def switch_to_hub(what: str, hub: Hub | None = None) -> Any:
         exc = hub.pending.pop(current, None)
         if exc is not None:
             raise exc
-    if hub.loop.is_running():
+    if hub.loop._thread_id is not None:  # is_running(), without the method call
         target = hub.glet
         if target is None or current is target:
             raise BlockingInHubError(f"blocking call ({what}) from the hub {_FIX}")
