@@ -147,6 +147,10 @@ def test_names_are_distinct_by_default_and_settable() -> None:
         assert a.name == "worker" and "worker" in repr(a)
         treadle.joinall([a, b])
         assert "worker" in repr(a)
+        # The task's own state is in slots; attributes of a user's own still work.
+        a.request_id = 42
+        assert a.request_id == 42 and a.__dict__ == {"request_id": 42}
+        assert asyncio.isfuture(a)
 
     treadle.run(main)
 

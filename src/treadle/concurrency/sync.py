@@ -31,7 +31,7 @@ from greenlet import getcurrent
 from .._core.loop import running_loop
 from ..green.hub import BlockingInHubError, Hub, get_hub, green_hub
 from ..green.task import check_timeout
-from .waiting import WaitQueue, current_loop, in_async
+from .waiting import WaitQueue, current_loop, in_async, wait_in_queue
 
 if TYPE_CHECKING:
     from .waiting import AnyWaiter
@@ -78,6 +78,35 @@ def _time_out(waiters: WaitQueue, fut: AnyWaiter) -> None:
         fut.set_result(_TIMED_OUT)
 
 
+def _no_abandon(value: Any) -> None:
+    """The abandon hook of a queue that has none."""
+
+
+def _wait_green(
+    waiters: WaitQueue,
+    prim: _Waitable,
+    on_abandon: Callable[[Any], None] | None,
+    what: str,
+    timeout: float | None,
+    who: Any,
+    hub: Hub | None,
+) -> Any:
+    """Green: queue on ``waiters`` and wait; ``_TIMED_OUT`` after ``timeout`` (see ``_Waitable._wait_green``).
+
+    ``on_abandon`` None: ``prim._abandon``, looked up only if the waiter
+    abandons, so that no bound method lives as long as the wait.  A function
+    that, compiled, the primitives call as C (``_Waitable._take``): fewer call
+    levels on the stack that a waiting task saves.
+    """
+    waiter = waiters.add_green(who, hub if hub is not None else get_hub())
+    timer = waiter.get_loop().call_later(timeout, _time_out, waiters, waiter) if timeout is not None else None
+    try:
+        return wait_in_queue(waiters, waiter, what, prim, on_abandon)
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
 class _Waitable:
     """The shared waiting logic: a WaitQueue, timeouts, and the two styles.
 
@@ -109,7 +138,7 @@ class _Waitable:
             return True
         if not blocking or timeout == 0:
             return False
-        return on_woken(self._wait_green(what, timeout, who, hub=hub))
+        return on_woken(_wait_green(self._waiters, self, None, what, timeout, who, hub))
 
     async def _take_async(
         self,
@@ -139,14 +168,8 @@ class _Waitable:
         ``hub``: the caller's hub if it has it (from ``green_hub()``).
         """
         if waiters is None:
-            waiters, on_abandon = self._waiters, self._abandon
-        waiter = waiters.add_green(who, hub if hub is not None else get_hub())
-        timer = waiter.get_loop().call_later(timeout, _time_out, waiters, waiter) if timeout is not None else None
-        try:
-            return waiters.wait_green(waiter, what, on_abandon)
-        finally:
-            if timer is not None:
-                timer.cancel()
+            return _wait_green(self._waiters, self, None, what, timeout, who, hub)
+        return _wait_green(waiters, self, on_abandon or _no_abandon, what, timeout, who, hub)
 
     async def _wait_async(
         self,

@@ -4,7 +4,7 @@
 # on C fields.
 cimport cython
 
-from treadle.green.hub cimport Hub
+from treadle.green.hub cimport Hub, switch_to_hub
 
 cdef int _PENDING, _DONE, _CANCELLED
 
@@ -15,3 +15,8 @@ cdef class GreenWaiter:
     cdef object _glet
     cdef int _state
     cdef object _value
+
+    cpdef object wait(self, object what)
+
+
+cpdef object wait_in_queue(object waiters, GreenWaiter waiter, object what, object prim, object on_abandon)

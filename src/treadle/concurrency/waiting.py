@@ -32,7 +32,7 @@ from .._core.loop import running_loop
 from ..green.bridge import green_wait
 from ..green.hub import WAKE_CONTEXT, Hub, get_hub, in_hub, switch_to_hub
 
-__all__ = ["GreenWaiter", "WaitQueue", "current_loop", "green_wait", "in_async"]
+__all__ = ["GreenWaiter", "WaitQueue", "current_loop", "green_wait", "in_async", "wait_in_queue"]
 
 _PENDING, _DONE, _CANCELLED = 0, 1, 2
 
@@ -197,14 +197,6 @@ class WaitQueue:
             woken += 1
         return woken
 
-    def wait_green(self, waiter: GreenWaiter, what: str, on_abandon: Callable[[Any], None] | None) -> Any:
-        """Green: wait on ``waiter`` (from :meth:`add_green`); abandoned after it was granted: ``on_abandon(value)``."""
-        try:
-            return waiter.wait(what)
-        except BaseException:
-            self.abandon(waiter, on_abandon)
-            raise
-
     def abandon(self, fut: AnyWaiter, on_abandon: Callable[[Any], None] | None) -> None:
         """The waiter of ``fut`` leaves (cancelled, failed): pass on what it was granted, or drop its entry."""
         if fut.done() and not fut.cancelled():
@@ -214,3 +206,22 @@ class WaitQueue:
             if not fut.done():
                 fut.cancel()
             self.discard(fut)
+
+
+def wait_in_queue(
+    waiters: WaitQueue, waiter: GreenWaiter, what: str, prim: Any, on_abandon: Callable[[Any], None] | None
+) -> Any:
+    """Green: wait on ``waiter`` (from ``waiters.add_green``) for primitive ``prim``.
+
+    Abandoned after it was granted something: ``on_abandon(value)``, or if that
+    is None, ``prim._abandon(value)``.
+
+    A function that, compiled, calls ``GreenWaiter.wait`` and ``switch_to_hub``
+    as C functions: each call level between a waiting task's body and its
+    switch is C stack that the greenlet saves while it waits.
+    """
+    try:
+        return waiter.wait(what)
+    except BaseException:
+        waiters.abandon(waiter, on_abandon if on_abandon is not None else prim._abandon)
+        raise

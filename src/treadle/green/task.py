@@ -92,9 +92,15 @@ class Greenlet(greenlet):
     Create it with :func:`spawn` (or ``Greenlet(fn, *args, **kwargs).start()``).
     """
 
+    # Slots rather than the instance dictionary (which the greenlet base still
+    # offers for attributes of a user's own): an idle task is mostly its saved
+    # stack and this object.
+    __slots__ = (
+        "_hub", "_loop", "_fn", "_args", "_kwargs", "_name", "_state", "_result", "_exc", "_callbacks",
+        "_log_traceback", "_started", "_cancel_requested", "_cancel_message", "_num_cancels_requested",
+        "_start_handle", "_asyncio_future_blocking",
+    )  # fmt: skip
     _treadle_green = True
-    _asyncio_future_blocking = False
-    _log_traceback = False  # set when a failure nobody retrieved must be reported at collection
 
     def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         if not callable(fn):
@@ -105,23 +111,35 @@ class Greenlet(greenlet):
                 "(loop.create_task(fn(...))) or await it; spawn() takes plain functions"
             )
         greenlet.__init__(self)
+        self._asyncio_future_blocking = False
         hub = get_hub()
         self._hub = hub
         self._loop = hub.loop
         self._fn: Callable[..., Any] | None = fn
         self._args = args
         self._kwargs = kwargs
-        self.name = f"Greenlet-{next(_counter)}"  # settable, as gevent's
+        self._name: int | str = next(_counter)  # the number until a name is asked for or set
         self._state = _PENDING
         self._result: Any = None
         self._exc: BaseException | None = None
-        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] = []
+        # Made by the first add_done_callback: most tasks never get one.
+        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] | None = None
         self._log_traceback = False
         self._started = False
         self._cancel_requested = False
         self._cancel_message: str | None = None
         self._num_cancels_requested = 0  # asyncio.Task's count: cancel() adds one, uncancel() takes one back
         self._start_handle: asyncio.Handle | None = None
+
+    @property
+    def name(self) -> str:
+        """``Greenlet-N`` (N counts the tasks made) unless set: settable, as gevent's."""
+        name = self._name
+        return name if isinstance(name, str) else f"Greenlet-{name}"
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
 
     def __repr__(self) -> str:
         state = self._state.lower() if self._state != _PENDING else ("running" if self._started else "pending")
@@ -160,7 +178,7 @@ class Greenlet(greenlet):
         fn, args, kwargs = self._fn, self._args, self._kwargs
         self._fn = None
         self._args = ()
-        self._kwargs = {}
+        self._kwargs = None  # type: ignore[assignment]  # not needed again: nothing kept alive while the task waits
         try:
             assert fn is not None
             result = fn(*args, **kwargs)
@@ -203,12 +221,13 @@ class Greenlet(greenlet):
         self._schedule_callbacks()
 
     def _schedule_callbacks(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, ctx in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for fn, ctx in callbacks or ():
             self._loop.call_soon(fn, self, context=ctx)
 
     def __del__(self) -> None:
-        if self._log_traceback and not self._loop.is_closed():
+        # getattr: __init__ may have failed (a bad argument) before setting it.
+        if getattr(self, "_log_traceback", False) and not self._loop.is_closed():
             self._loop.call_exception_handler(
                 {"message": f"Green task exception was never retrieved: {self!r}", "exception": self._exc}
             )
@@ -259,10 +278,14 @@ class Greenlet(greenlet):
         ctx = context if context is not None else contextvars.copy_context()
         if self._state != _PENDING:
             self._loop.call_soon(fn, self, context=ctx)
+        elif self._callbacks is None:
+            self._callbacks = [(fn, ctx)]
         else:
             self._callbacks.append((fn, ctx))
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        if not self._callbacks:
+            return 0
         kept = [(f, c) for f, c in self._callbacks if f != fn]
         removed = len(self._callbacks) - len(kept)
         self._callbacks = kept
