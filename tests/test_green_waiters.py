@@ -138,3 +138,25 @@ def test_a_queue_entry_of_a_green_task_that_timed_out_is_gone() -> None:
         return got, len(event._waiters)
 
     assert treadle.run(main) == (False, 0)
+
+
+def test_green_hub_or_async_tells_the_three_places_apart() -> None:
+    from greenlet import greenlet
+
+    from treadle.green.hub import green_hub_or_async
+
+    seen: dict[str, Any] = {}
+
+    async def in_async_code() -> None:
+        seen["async"] = green_hub_or_async()
+
+    def main() -> None:
+        seen["green"] = green_hub_or_async()
+        seen["hub"] = get_hub()
+        treadle.await_(get_hub().loop.create_task(in_async_code()))
+
+    seen["plain"] = greenlet(green_hub_or_async).switch()  # no loop runs in this thread yet
+    treadle.run(main)
+    assert seen["plain"] is False
+    assert seen["green"] is seen["hub"]
+    assert seen["async"] is True

@@ -71,6 +71,7 @@ _signal = signal.signal
 _siginterrupt = signal.siginterrupt
 
 _all_loops: weakref.WeakSet[CoreLoop] = weakref.WeakSet()
+_Future = asyncio.Future  # the C type (asyncio's _asyncio.Future), as BaseEventLoop.create_future makes
 
 
 class _RunningHere(_thread._local):
@@ -239,6 +240,11 @@ class CoreLoop(base_events.BaseEventLoop):
         handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
+
+    def create_future(self) -> asyncio.Future[Any]:
+        # BaseEventLoop's is the same line in an uncompiled method: every wait
+        # of a primitive, a stream and asyncio.sleep() makes a future here.
+        return _Future(loop=self)
 
     # BaseEventLoop helpers (create_task, futures, executors) call this one.
     def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:

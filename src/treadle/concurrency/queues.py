@@ -26,7 +26,7 @@ import queue as _stdqueue
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..green.hub import green_hub
+from ..green.hub import green_hub_or_async
 from ..green.task import check_timeout
 from .sync import _TIMED_OUT, Event, _Waitable
 from .waiting import WaitQueue, in_async
@@ -159,14 +159,16 @@ class Queue(_Waitable, Generic[T]):
         Both styles: blocks a green task; in async code, ``await q.put(item)``.
         """
         timeout = check_timeout(timeout)
-        hub = green_hub()  # one look for the common case: a green task under its running loop
-        if hub is None and in_async():
+        where = green_hub_or_async()
+        if where is True:
             return self._put_async(item, block, timeout)
         if self._try_put(item):
             return None
         if not block or timeout == 0:
             raise QueueFull
-        self._on_slot(item, self._wait_green("Queue.put()", timeout, None, self._putters, self._abandon_slot, hub))
+        self._on_slot(
+            item, self._wait_green("Queue.put()", timeout, None, self._putters, self._abandon_slot, where or None)
+        )
         return None
 
     async def _put_async(self, item: T, block: bool, timeout: float | None) -> None:
@@ -237,15 +239,15 @@ class Queue(_Waitable, Generic[T]):
         Both styles: blocks a green task; in async code, ``await q.get()``.
         """
         timeout = check_timeout(timeout)
-        hub = green_hub()
-        if hub is None and in_async():
+        where = green_hub_or_async()
+        if where is True:
             return self._get_async(block, timeout)
         found, item = self._try_get()
         if found:
             return item
         if not block or timeout == 0:
             raise QueueEmpty
-        return self._on_item(self._wait_green("Queue.get()", timeout, hub=hub))
+        return self._on_item(self._wait_green("Queue.get()", timeout, hub=where or None))
 
     async def _get_async(self, block: bool, timeout: float | None) -> T:
         found, item = self._try_get()

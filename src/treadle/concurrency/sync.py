@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from greenlet import getcurrent
 
 from .._core.loop import running_loop
-from ..green.hub import BlockingInHubError, Hub, get_hub, green_hub
+from ..green.hub import BlockingInHubError, Hub, get_hub, green_hub_or_async
 from ..green.task import check_timeout
 from .waiting import WaitQueue, current_loop, in_async, wait_in_queue
 
@@ -131,14 +131,14 @@ class _Waitable:
         timeout: float | None = None,
         who: Any = None,
     ) -> Any:
-        hub = green_hub()  # one look for the common case: a green task under its running loop
-        if hub is None and in_async():
+        where = green_hub_or_async()
+        if where is True:
             return self._take_async(try_now, on_woken, blocking, timeout, who)
         if try_now():
             return True
         if not blocking or timeout == 0:
             return False
-        return on_woken(_wait_green(self._waiters, self, None, what, timeout, who, hub))
+        return on_woken(_wait_green(self._waiters, self, None, what, timeout, who, where or None))
 
     async def _take_async(
         self,

@@ -60,6 +60,7 @@ __all__ = [
     "current_hub",
     "get_hub",
     "green_hub",
+    "green_hub_or_async",
     "in_hub",
     "switch_to_hub",
 ]
@@ -234,7 +235,7 @@ def current_hub() -> Hub | None:
 def in_hub() -> bool:
     """True when the current greenlet is the one running the loop (async code, callbacks)."""
     hub: Hub | None = _local.hub
-    if hub is None or not hub.loop.is_running():
+    if hub is None or hub.loop._thread_id is None:  # not is_running(): no method call
         return running_loop() is not None and not getattr(getcurrent(), "_treadle_green", False)
     return getcurrent() is hub.glet
 
@@ -251,6 +252,19 @@ def green_hub() -> Hub | None:
     if hub is not None and hub.loop._thread_id == _get_ident() and getcurrent() is not hub.glet:
         return hub
     return None
+
+
+def green_hub_or_async() -> Hub | bool:
+    """:func:`green_hub` and :func:`in_hub` in one look, for a method that serves both styles.
+
+    The hub for green code under its running loop; True for async code (the
+    hub's greenlet: a task or a callback); False for other green code (a plain
+    script's main greenlet before anything runs the loop).
+    """
+    hub: Hub | None = _local.hub
+    if hub is not None and hub.loop._thread_id == _get_ident():
+        return hub if getcurrent() is not hub.glet else True
+    return in_hub()
 
 
 def switch_to_hub(what: str, hub: Hub | None = None) -> Any:
