@@ -13,6 +13,8 @@ cdef extern from *:
     #include <structmember.h>
 
     #define TREADLE_SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+    /* Into a fresh instance's empty slot: a new reference to value. */
+    #define TREADLE_FILL(obj, off, value) do { Py_INCREF(value); TREADLE_SLOT(obj, off) = (value); } while (0)
 
     static PyTypeObject *treadle_handle_type = NULL;
     static PyTypeObject *treadle_timer_type = NULL;
@@ -89,19 +91,13 @@ cdef extern from *:
             Py_DECREF(context);
             return NULL;
         }
-        TREADLE_SLOT(handle, treadle_off_context) = context;
-        Py_INCREF(loop);
-        TREADLE_SLOT(handle, treadle_off_loop) = loop;
-        Py_INCREF(callback);
-        TREADLE_SLOT(handle, treadle_off_callback) = callback;
-        Py_INCREF(args);
-        TREADLE_SLOT(handle, treadle_off_args) = args;
-        Py_INCREF(Py_False);
-        TREADLE_SLOT(handle, treadle_off_cancelled) = Py_False;
-        Py_INCREF(Py_None);
-        TREADLE_SLOT(handle, treadle_off_repr) = Py_None;
-        Py_INCREF(traceback);
-        TREADLE_SLOT(handle, treadle_off_traceback) = traceback;
+        TREADLE_SLOT(handle, treadle_off_context) = context;  /* the reference taken above */
+        TREADLE_FILL(handle, treadle_off_loop, loop);
+        TREADLE_FILL(handle, treadle_off_callback, callback);
+        TREADLE_FILL(handle, treadle_off_args, args);
+        TREADLE_FILL(handle, treadle_off_cancelled, Py_False);
+        TREADLE_FILL(handle, treadle_off_repr, Py_None);
+        TREADLE_FILL(handle, treadle_off_traceback, traceback);
         return handle;
     }
 
@@ -117,12 +113,9 @@ cdef extern from *:
                                                traceback);
         if (timer == NULL)
             return NULL;
-        Py_INCREF(when);
-        TREADLE_SLOT(timer, treadle_off_when) = when;
-        Py_INCREF(seq);
-        TREADLE_SLOT(timer, treadle_off_seq) = seq;
-        Py_INCREF(Py_True);
-        TREADLE_SLOT(timer, treadle_off_scheduled) = Py_True;
+        TREADLE_FILL(timer, treadle_off_when, when);
+        TREADLE_FILL(timer, treadle_off_seq, seq);
+        TREADLE_FILL(timer, treadle_off_scheduled, Py_True);
         return timer;
     }
 
