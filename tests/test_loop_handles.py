@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import logging
 import sys
 import weakref
 from typing import Any
@@ -63,7 +64,8 @@ def test_a_loop_handle_has_the_slots_its_constructor_sets(loop: Any, debug: bool
         assert made_slots.pop("_source_traceback") and built_slots.pop("_source_traceback")
     assert made_slots == built_slots
     assert made.get_context() is context
-    assert repr(made).startswith("<Handle _noop(1, 'two')")
+    made_repr, built_repr = (repr(h).partition(" created at ")[0] for h in (made, built))  # where each was made
+    assert made_repr == built_repr and made_repr.startswith("<Handle _noop(")
     made.cancel()
     assert made.cancelled() and made._callback is None and made._args is None
 
@@ -119,18 +121,21 @@ def test_a_callback_runs_in_its_context_and_its_changes_stay_there(loop: Any) ->
     assert context[_VAR] == "set by first"
 
 
-def test_a_context_that_is_already_entered_is_reported_not_run(loop: Any) -> None:
+def test_a_context_that_is_already_entered_is_reported_not_run(loop: Any, caplog: pytest.LogCaptureFixture) -> None:
     context = contextvars.copy_context()
-    errors: list[dict[str, Any]] = []
     ran: list[bool] = []
-    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
-    handle = loop.call_soon(lambda: ran.append(True), context=context)
+    loop.call_soon(lambda: ran.append(True), context=context)
     loop.call_soon(loop.stop)
-    context.run(loop.run_forever)  # the handle's context is the one running the loop
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        context.run(loop.run_forever)  # the handle's context is the one running the loop
     assert ran == []
-    assert len(errors) == 1 and errors[0]["handle"] is handle
-    assert isinstance(errors[0]["exception"], RuntimeError)
-    assert "already entered" in str(errors[0]["exception"])
+    # Reported through the loop's exception handler (from 3.12 asyncio runs the
+    # handler in the handle's context too, which fails the same way: logged).
+    assert "already entered" in caplog.text
+    loop.call_soon(lambda: ran.append(True), context=context)
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # the loop goes on, and the context can be entered again
+    assert ran == [True]
 
 
 def test_a_callback_that_cancels_its_own_handle_finishes(loop: Any) -> None:

@@ -66,6 +66,13 @@ def _caller_stack() -> Any:
     return format_helpers.extract_stack(frame)
 
 
+def _format_callback(callback: Any, args: Any, loop: Any) -> str:
+    """A callback and its arguments as asyncio's handles show them (from 3.13: the arguments in debug mode only)."""
+    if sys.version_info >= (3, 13):
+        return format_helpers._format_callback_source(callback, args, debug=loop.get_debug())  # type: ignore[call-arg, no-any-return]
+    return format_helpers._format_callback_source(callback, args)  # type: ignore[no-any-return]
+
+
 class Handle(asyncio.Handle):
     """A callback scheduled on the loop; ``cancel()`` stops it from running.
 
@@ -100,7 +107,7 @@ class Handle(asyncio.Handle):
         if self._cancelled:
             info.append("cancelled")
         if self._callback is not None:
-            info.append(format_helpers._format_callback_source(self._callback, self._args))
+            info.append(_format_callback(self._callback, self._args, self._loop))
         if self._source_traceback:
             frame = self._source_traceback[-1]
             info.append(f"created at {frame[0]}:{frame[1]}")
@@ -138,7 +145,7 @@ class Handle(asyncio.Handle):
 
 def _report(handle: Handle, exc: BaseException) -> None:
     """Send the exception raised by ``handle``'s callback to the loop's handler."""
-    cb = format_helpers._format_callback_source(handle._callback, handle._args)
+    cb = _format_callback(handle._callback, handle._args, handle._loop)
     context: dict[str, Any] = {
         "message": f"Exception in callback {cb}",
         "exception": exc,
