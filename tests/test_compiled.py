@@ -112,7 +112,8 @@ def test_a_build_older_than_its_source_runs_the_whole_core_from_source_and_says_
 def test_a_build_missing_one_module_runs_the_whole_core_from_source_and_says_so(tmp_path: Path) -> None:
     copy = tmp_path / "treadle"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (built,) = [p for p in (copy / "_core").iterdir() if p.name.startswith("handles.") and p.suffix == ".so"]
+    # This interpreter's build of the module (a work tree may hold other versions' too).
+    (built,) = [p for s in importlib.machinery.EXTENSION_SUFFIXES if (p := copy / "_core" / ("handles" + s)).exists()]
     built.unlink()  # as when the C compiler failed on that one module
     report, stderr = _report(None, pythonpath=tmp_path)
     files = report["files"]
