@@ -141,5 +141,9 @@ def test_a_package_without_any_build_runs_from_source_silently(tmp_path: Path) -
 def test_compiled_says_which_form_this_process_runs() -> None:
     forms = {_is_source(sys.modules[name].__file__) for name in _accel.COMPILED_MODULES}
     assert forms == {not treadle.compiled}
+    # What the modules with C-only helpers (handles, poller) ask to pick their path.
+    assert {_accel.is_extension_file(sys.modules[name].__file__) for name in _accel.COMPILED_MODULES} == {
+        treadle.compiled
+    }
     if _accel.pure_python_requested():
         assert treadle.compiled is False

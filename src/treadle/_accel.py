@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
-__all__ = ["COMPILED_MODULES", "ENV_VAR", "install", "pure_python_requested", "running_compiled"]
+__all__ = ["COMPILED_MODULES", "ENV_VAR", "install", "is_extension_file", "pure_python_requested", "running_compiled"]
 
 ENV_VAR = "TREADLE_PURE_PYTHON"
 
@@ -154,6 +154,15 @@ def install() -> None:
     """Put the finder first on ``sys.meta_path`` (once): done when this module is imported."""
     if _SourceFinder not in sys.meta_path:
         sys.meta_path.insert(0, _SourceFinder)  # type: ignore[arg-type]
+
+
+def is_extension_file(path: str) -> bool:
+    """True if ``path`` (a module's ``__file__``) is an extension module's: that module runs compiled.
+
+    For a listed module whose compiled form calls C helpers of its ``.pxd``
+    that its source cannot: ``_COMPILED = is_extension_file(__file__)``.
+    """
+    return path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def running_compiled() -> bool:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib.machinery
 import os
 import sys
 from asyncio import format_helpers
 from collections.abc import Callable
 from typing import Any
+
+from .._accel import is_extension_file
 
 __all__ = ["Handle", "TimerHandle", "new_handle", "new_timer", "run_ready"]
 
@@ -236,7 +237,7 @@ class TimerHandle(Handle, asyncio.TimerHandle):
 
 # Compiled, this module is an extension module (its __file__ says so) and the
 # C helpers declared in handles.pxd exist; as Python, they are never looked up.
-_COMPILED = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+_COMPILED = is_extension_file(__file__)
 _FAST = _COMPILED and _c_slots_init(Handle, TimerHandle) == 1  # type: ignore[name-defined]  # noqa: F821
 
 

@@ -21,12 +21,12 @@ reader and the writer, so each gets to see the error from its own system call.
 
 from __future__ import annotations
 
-import importlib.machinery
 import select
 import selectors
 from collections import deque
 from typing import Any
 
+from .._accel import is_extension_file
 from .handles import Handle
 
 __all__ = ["Poller", "fileobj_to_fd"]
@@ -39,7 +39,7 @@ _WRITE_MASK = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 
 # Compiled, this module is an extension module and poll() calls epoll_wait
 # itself (the C helpers in poller.pxd); as Python, select.epoll.poll does.
-_COMPILED = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+_COMPILED = is_extension_file(__file__)
 
 
 def fileobj_to_fd(fileobj: Any) -> int:
