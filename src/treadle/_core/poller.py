@@ -227,8 +227,10 @@ class Poller:
 
         Returns the number of events.  A signal that interrupts the wait (its
         Python handler has run by then) counts as a poll with no events.
+        ValueError once the poller is closed.
         """
-        assert self._epoll is not None
+        if self._epoll is None:
+            raise ValueError("poll() on a closed Poller")
         self.polls += 1
         stale = False
         if _COMPILED:
