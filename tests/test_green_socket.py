@@ -524,16 +524,47 @@ def test_settimeout_recv_raises_timeout_error_and_other_tasks_run_meanwhile() ->
     treadle.run(main)
 
 
+def test_calls_on_a_closed_socket_raise_ebadf_as_the_standard_ones() -> None:
+    def main() -> None:
+        a, b = gsocket.socketpair()
+        a.close()
+        calls: list[Callable[[], Any]] = [
+            lambda: a.recv(1),
+            lambda: a.recv_into(bytearray(1)),
+            lambda: a.send(b"x"),
+            lambda: a.sendall(b"x"),
+            lambda: a.sendall(b""),  # one send even for nothing, as the standard sendall
+        ]
+        for call in calls:
+            with pytest.raises(OSError) as info:
+                call()
+            assert info.value.errno == errno.EBADF
+        b.close()
+
+    treadle.run(main)
+
+
 def test_setblocking_false_recv_raises_blocking_io_error() -> None:
     def main() -> None:
         a, b = gsocket.socketpair()
         a.setblocking(False)
         assert a.gettimeout() == 0.0 and not a.getblocking()
-        with pytest.raises(BlockingIOError):
+        with pytest.raises(BlockingIOError) as info:
             a.recv(1)
+        # The standard socket's error: errno and message from the C library.
+        assert info.value.errno == errno.EAGAIN and info.value.strerror == os.strerror(errno.EAGAIN)
         a.settimeout(0)
-        with pytest.raises(BlockingIOError):
-            a.recv(1)
+        for call in (lambda: a.recv(1), lambda: a.recv_into(bytearray(1))):
+            with pytest.raises(BlockingIOError):
+                call()
+        with pytest.raises(BlockingIOError):  # sendall on a full socket with timeout 0
+            a.sendall(b"x" * (64 * MIB))
+        b.setblocking(False)
+        while True:  # empty b's receive buffer again
+            try:
+                b.recv(MIB)
+            except BlockingIOError:
+                break
         b.sendall(b"ready")
         assert a.recv(10) == b"ready"
         a.setblocking(True)
@@ -952,7 +983,7 @@ def test_seed002_echo_server_serves_500_concurrent_client_threads() -> None:
     treadle.run(main)
 
 
-@pytest.mark.parametrize("call", ["send", "sendmsg", "recv", "recvmsg"])
+@pytest.mark.parametrize("call", ["send", "sendall", "sendmsg", "recv", "recv_into", "recvmsg"])
 def test_msg_dontwait_never_waits_even_with_a_timeout(call: str) -> None:
     """``socket.MSG_DONTWAIT`` (an IntFlag member) on a socket with a timeout: EAGAIN at once, no wait."""
 
@@ -963,6 +994,8 @@ def test_msg_dontwait_never_waits_even_with_a_timeout(call: str) -> None:
         chunk = b"x" * 65536
         ops: dict[str, Callable[[], Any]] = {
             "send": lambda: a.send(chunk, flag),
+            "sendall": lambda: a.sendall(chunk, flag),
+            "recv_into": lambda: a.recv_into(bytearray(10), 0, flag),
             "sendmsg": lambda: a.sendmsg([chunk], [], flag),
             "recv": lambda: a.recv(10, flag),
             "recvmsg": lambda: a.recvmsg(10, 0, flag),

@@ -207,7 +207,8 @@ class CoreLoop(base_events.BaseEventLoop):
         self._clock: Callable[[], float] = _monotonic
         # What the socket transports read into (recv_into), then copy out of,
         # in the same callback: one buffer for the loop, no allocation per read.
-        self._recv_view = memoryview(bytearray(_RECV_BUFFER_SIZE))
+        self._recv_buffer = bytearray(_RECV_BUFFER_SIZE)
+        self._recv_view = memoryview(self._recv_buffer)
         self._idle_hook: Callable[[float | None], float] | None = None
         self._make_self_pipe()
         _all_loops.add(self)

@@ -27,6 +27,8 @@ import warnings
 from asyncio import constants, futures, protocols, transports, trsock
 from typing import TYPE_CHECKING, Any
 
+from .sysio import recv_copy, recv_into, send
+
 __all__ = ["BaseSocketTransport", "SocketTransport"]
 
 logger = logging.getLogger("treadle")
@@ -131,11 +133,15 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop._add_reader(self._sock_fd, self._read_ready)
+        self._loop._add_reader(self._sock_fd, self._reader())
 
     def _start_reading(self) -> None:
         if self.is_reading():
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+            self._loop._add_reader(self._sock_fd, self._reader())
+
+    def _reader(self) -> Any:
+        """What the poller calls when the socket is readable."""
+        return self._read_ready
 
     def _read_ready(self) -> None:
         raise NotImplementedError
@@ -228,11 +234,22 @@ class SocketTransport(BaseSocketTransport):
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)  # type: ignore[attr-defined]
 
     def set_protocol(self, protocol: Any) -> None:
+        old = self._read_ready_cb
         if isinstance(protocol, protocols.BufferedProtocol):
-            self._read_ready_cb = self._read_ready__get_buffer
+            new = self._read_ready_cb = self._read_ready__get_buffer
         else:
-            self._read_ready_cb = self._read_ready__data_received
+            new = self._read_ready_cb = self._read_ready__data_received
         super().set_protocol(protocol)
+        if old is not None and new != old and self._loop is not None and not self._loop.is_closed():
+            # The poller calls the reader of the protocol's kind directly (see
+            # _reader): a registration of the old one is moved to the new one.
+            handle = self._loop._poller.get(self._sock_fd)[0]
+            if handle is not None and handle._callback == old:
+                self._loop._add_reader(self._sock_fd, new)
+
+    def _reader(self) -> Any:
+        # One call less per read than _read_ready, which asks _read_ready_cb.
+        return self._read_ready_cb
 
     def _read_ready(self) -> None:
         self._read_ready_cb()
@@ -243,20 +260,18 @@ class SocketTransport(BaseSocketTransport):
         # Into the loop's receive buffer (256 KiB), then copied out: recv(256 KiB)
         # would malloc 256 KiB per event, which glibc serves with mmap, then
         # mremap and munmap (three system calls per read of a small message).
-        view = self._loop._recv_view
         try:
-            nbytes = self._sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = recv_copy(self._sock, self._loop._recv_buffer)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not nbytes:
+        if data is None:  # nothing after all (another reader of the socket took it)
+            return
+        if not data:
             self._read_ready__on_eof()
             return
-        data = view[:nbytes].tobytes()
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -277,13 +292,13 @@ class SocketTransport(BaseSocketTransport):
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
-            nbytes = self._sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
+            nbytes = recv_into(self._sock, buf)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if nbytes < 0:  # nothing after all
             return
         if not nbytes:
             self._read_ready__on_eof()
@@ -329,9 +344,7 @@ class SocketTransport(BaseSocketTransport):
             return
         if not self._buffer_size:
             try:
-                n = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
+                n = send(self._sock, data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -339,7 +352,8 @@ class SocketTransport(BaseSocketTransport):
                 return
             if n == len(data):
                 return
-            data = memoryview(data)[n:]
+            if n > 0:
+                data = memoryview(data)[n:]
             self._loop._add_writer(self._sock_fd, self._write_ready)
         # Copy: the caller may reuse a bytearray or memoryview after write().
         chunk = data if type(data) is bytes else bytes(data)
@@ -356,7 +370,9 @@ class SocketTransport(BaseSocketTransport):
         buffer = self._buffer
         try:
             if len(buffer) == 1:
-                n = self._sock.send(buffer[0])
+                n = send(self._sock, buffer[0])
+                if n < 0:
+                    return
             else:
                 n = self._sock.sendmsg(list(buffer)[:_IOV_MAX])
         except (BlockingIOError, InterruptedError):

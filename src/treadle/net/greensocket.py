@@ -24,6 +24,10 @@ import os
 import socket as _stdsocket
 from typing import Any
 
+from .._core.sysio import nbytes as _nbytes
+from .._core.sysio import recv as _recv
+from .._core.sysio import recv_into as _recv_into
+from .._core.sysio import send as _send
 from ..green.hub import current_hub, get_hub
 from . import dns
 
@@ -34,6 +38,12 @@ _base = _socket.socket  # the C type: its methods are the raw system calls
 _StdSocket = _stdsocket.socket  # the standard class, bound before any patching
 _BLOCKING = (BlockingIOError, InterruptedError)
 _DONTWAIT = getattr(_stdsocket, "MSG_DONTWAIT", 0)
+_UNSET: Any = object()  # no deadline computed yet (None is "no limit")
+
+
+def _would_block() -> BlockingIOError:
+    """What the standard socket raises when a call on a non-blocking one would block."""
+    return BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
 
 def _closed_error() -> OSError:
@@ -201,13 +211,40 @@ class socket(_StdSocket):
                 pass
             _wait_until(self, write, deadline)
 
+    def _wait_ready(self, write: bool, flags: int, deadline: Any) -> Any:
+        """After a call found the socket not ready: wait, and return the deadline for the next try.
+
+        ``BlockingIOError`` instead if the socket must not wait (timeout 0, or
+        ``MSG_DONTWAIT`` in ``flags``); ``deadline`` is :data:`_UNSET` on the
+        first wait of a call, which then starts the socket's timeout.
+        """
+        timeout = self._timeout
+        if timeout == 0.0 or (flags and isinstance(flags, int) and flags & _DONTWAIT):
+            raise _would_block()
+        if deadline is _UNSET:
+            deadline = None if timeout is None else loop_time() + timeout
+        _wait_until(self, write, deadline)
+        return deadline
+
     # -- reading ---------------------------------------------------------------
+    # recv, recv_into, send and sendall try first and wait only when the socket
+    # is not ready (sysio: no exception for that); the rest go through _io.
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._io(False, _base.recv, self, bufsize, flags)  # type: ignore[no-any-return]
+        deadline = _UNSET
+        while True:
+            data = _recv(self, bufsize, flags)
+            if data is not None:
+                return data
+            deadline = self._wait_ready(False, flags, deadline)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        return self._io(False, _base.recv_into, self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+        deadline = _UNSET
+        while True:
+            count = _recv_into(self, buffer, nbytes, flags)
+            if count >= 0:
+                return count
+            deadline = self._wait_ready(False, flags, deadline)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         return self._io(False, _base.recvfrom, self, bufsize, flags)  # type: ignore[no-any-return]
@@ -224,7 +261,12 @@ class socket(_StdSocket):
     # -- writing ---------------------------------------------------------------
 
     def send(self, data: Any, flags: int = 0) -> int:
-        return self._io(True, _base.send, self, data, flags)  # type: ignore[no-any-return]
+        deadline = _UNSET
+        while True:
+            count = _send(self, data, flags)
+            if count >= 0:
+                return count
+            deadline = self._wait_ready(True, flags, deadline)
 
     def sendto(self, data: Any, *args: Any) -> int:
         """``sendto(data, address)`` or ``sendto(data, flags, address)``, as the standard socket."""
@@ -245,22 +287,17 @@ class socket(_StdSocket):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``; on a timeout, as the standard socket, how much went out is unknown."""
-        timeout = self._timeout
-        view = memoryview(data).cast("B")
-        total = len(view)
+        total = _nbytes(data)
         sent = 0
-        if timeout == 0.0:
-            while sent < total:
-                sent += _base.send(self, view[sent:], flags)
-            return
-        deadline = None if timeout is None else loop_time() + timeout
-        while sent < total:
-            try:
-                sent += _base.send(self, view[sent:], flags)
-                continue
-            except _BLOCKING:
-                pass
-            _wait_until(self, True, deadline)
+        deadline = _UNSET
+        while True:  # at least one send, as the standard one: sendall(b"") on a closed socket raises
+            count = _send(self, data, flags, sent)
+            if count >= 0:
+                sent += count
+                if sent >= total:
+                    return
+            else:
+                deadline = self._wait_ready(True, flags, deadline)
 
     def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         # The standard version waits with a blocking PollSelector; this one

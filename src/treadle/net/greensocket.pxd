@@ -1,0 +1,4 @@
+# C declarations for greensocket.py (Cython's pure Python mode: the .py is the source).
+# The green socket stays a Python class (a subclass of socket.socket); what it
+# gains from C is calling the socket reads and writes of sysio as C functions.
+from treadle._core.sysio cimport nbytes as _nbytes, recv as _recv, recv_into as _recv_into, send as _send
