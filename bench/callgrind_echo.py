@@ -18,6 +18,11 @@ The cases:
   (``send_all``/``receive_some``) in an async task.
 - ``green``: treadle's green sockets: a green task echoes what a plain
   script's main greenlet sends with ``sendall`` and reads with ``recv``.
+- ``sock``: the loop's ``sock_recv``/``sock_sendall`` in an async task on
+  each side.
+- ``generator``: the server is a generator task (``treadle.spawn`` of a
+  generator function yielding ``loop.sock_recv``/``sock_sendall``), as in
+  ``servers/treadle_generators.py``; the client as in ``sock``.
 
 Modes: ``compiled`` (the extension modules, if they are built) and ``pure``
 (``TREADLE_PURE_PYTHON=1``).  Each child prints which mode actually ran
@@ -38,12 +43,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SIZE = 64
 MESSAGE = bytes(range(SIZE))
 WARMUP = 200
-CASES = ("protocol", "stream", "green")
+CASES = ("protocol", "stream", "green", "sock", "generator")
 MODES = ("compiled", "pure")
 
 
@@ -106,6 +112,58 @@ async def _stream_case(rounds: int) -> None:
     await server.aclose()
 
 
+async def _sock_client(loop: asyncio.AbstractEventLoop, port: int, rounds: int) -> None:
+    import socket
+
+    client = socket.create_connection(("127.0.0.1", port))
+    client.setblocking(False)
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with client:
+        for _ in range(rounds):
+            await loop.sock_sendall(client, MESSAGE)
+            got = 0
+            while got < SIZE:
+                got += len(await loop.sock_recv(client, 4096))
+
+
+def _sock_listener() -> Any:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    return listener
+
+
+async def _sock_case(rounds: int) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def echo(conn: Any) -> None:
+        with conn:
+            while data := await loop.sock_recv(conn, 4096):
+                await loop.sock_sendall(conn, data)
+
+    with _sock_listener() as listener:
+        client = asyncio.ensure_future(_sock_client(loop, listener.getsockname()[1], rounds))
+        conn, _ = await loop.sock_accept(listener)
+        await asyncio.gather(echo(conn), client)
+
+
+async def _generator_case(rounds: int) -> None:
+    import treadle
+
+    loop = asyncio.get_running_loop()
+
+    def echo(conn: Any) -> Any:
+        with conn:
+            while data := (yield loop.sock_recv(conn, 4096)):
+                yield loop.sock_sendall(conn, data)
+
+    with _sock_listener() as listener:
+        client = asyncio.ensure_future(_sock_client(loop, listener.getsockname()[1], rounds))
+        conn, _ = await loop.sock_accept(listener)
+        await asyncio.gather(treadle.spawn(echo, conn), client)
+
+
 def _green_case(rounds: int) -> None:
     import treadle
     from treadle import socket
@@ -140,7 +198,7 @@ def _child(case: str, rounds: int) -> None:
         _green_case(WARMUP)
         _green_case(rounds)
         return
-    body = _protocol_case if case == "protocol" else _stream_case
+    body = {"protocol": _protocol_case, "stream": _stream_case, "sock": _sock_case, "generator": _generator_case}[case]
 
     async def main() -> None:
         await body(WARMUP)

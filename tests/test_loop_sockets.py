@@ -6,6 +6,7 @@ where the two differ by design the test says so and asserts each kind.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import hashlib
@@ -434,6 +435,70 @@ def test_sock_sendall_empty(
         assert await loop.sock_recv(b, 100) == b"after"
 
     run(main())
+
+
+def test_sock_sendall_counts_bytes_of_a_view_of_wider_items(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, run: Run, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    if loop_kind != "treadle":
+        pytest.skip("stock asyncio's sock_sendall counts the view's items as bytes and never finishes")
+    a, b = pair
+    words = array.array("i", range(100_000))  # 400 KB: more than one send takes
+
+    async def main() -> None:
+        sending = asyncio.ensure_future(loop.sock_sendall(a, memoryview(words)))
+        got = bytearray()
+        while len(got) < len(words) * words.itemsize:
+            got += await loop.sock_recv(b, 65536)
+        await sending
+        assert bytes(got) == words.tobytes()
+
+    run(main())
+
+
+class _CountingSocket(socket.socket):
+    """A socket class with its own recv, recv_into and send: the sock_* calls must go through them."""
+
+    calls: list[str]
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        self.calls.append("recv")
+        return super().recv(n, flags)
+
+    def recv_into(self, buf: Any, n: int = 0, flags: int = 0) -> int:
+        self.calls.append("recv_into")
+        return super().recv_into(buf, n, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.calls.append("send")
+        return super().send(data, flags)
+
+
+def test_sock_calls_go_through_a_subclass_own_methods(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    a, b = socket.socketpair()
+    own = _CountingSocket(fileno=a.detach())
+    own.calls = []
+    own.setblocking(False)
+    b.setblocking(False)
+
+    async def main() -> None:
+        reading = asyncio.ensure_future(loop.sock_recv(own, 10))
+        await asyncio.sleep(0.01)  # it found nothing and waits
+        await loop.sock_sendall(b, b"ping")
+        assert await reading == b"ping"
+        await loop.sock_sendall(b, b"pong")
+        buf = bytearray(10)
+        assert await loop.sock_recv_into(own, buf) == 4 and buf[:4] == b"pong"
+        await loop.sock_sendall(own, b"back")
+        assert await loop.sock_recv(b, 10) == b"back"
+
+    try:
+        run(main())
+    finally:
+        own.close()
+        b.close()
+    assert own.calls[0] == "recv" and own.calls.count("recv") == 2  # tried, waited, tried again
+    assert own.calls[2:] == ["recv_into", "send"]
 
 
 def test_full_duplex_recv_and_sendall_on_one_socket(loop: asyncio.AbstractEventLoop, run: Run) -> None:

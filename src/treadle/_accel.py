@@ -58,6 +58,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle._core.loop",
     "treadle._core.sysio",
     "treadle._core.transports",
+    "treadle._core.sockops",
     "treadle.green.hub",
     "treadle.green.fdwait",
     "treadle.green.task",

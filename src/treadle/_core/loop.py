@@ -557,7 +557,10 @@ class CoreLoop(base_events.BaseEventLoop):
 
     def _ensure_fd_no_transport(self, fd: Any) -> None:
         fileno = fileobj_to_fd(fd)
-        transport = self._transports.get(fileno)
+        # The dictionary of weak references under the WeakValueDictionary: its
+        # get() is Python code, and this runs on every wait of a sock_* call.
+        ref = self._transports.data.get(fileno)  # type: ignore[attr-defined]
+        transport = None if ref is None else ref()
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 

@@ -27,15 +27,31 @@ at once, so a kept writer would only fire).
 
 from __future__ import annotations
 
+import _socket
 import errno
 import io
 import os
 import socket
 import weakref
-from asyncio import base_events, exceptions
+from asyncio import exceptions
 from typing import Any
 
+from .poller import Poller
+from .sysio import nbytes, recv, recv_into, send
+
+try:
+    from ssl import SSLSocket as _SSLSocket
+except ImportError:  # Python built without ssl
+    _SSLSocket = None  # type: ignore[assignment, misc]
+
 __all__ = ["SockOpsMixin"]
+
+# The C methods: a socket whose class does not override one of them is read
+# and written through sysio (no exception when it is not ready).  A class's
+# own recv (a green socket's, say) is called as it is.
+_C_RECV = _socket.socket.recv
+_C_RECV_INTO = _socket.socket.recv_into
+_C_SEND = _socket.socket.send
 
 
 def _wake(fut: Any) -> None:
@@ -46,15 +62,17 @@ def _wake(fut: Any) -> None:
 def _check_sock(sock: Any) -> None:
     if not isinstance(sock, socket.socket):
         raise TypeError(f"expected a socket.socket, got {type(sock).__name__}")
-    base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
+    if _SSLSocket is not None and isinstance(sock, _SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")  # asyncio's words
     if sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
 
 
 class _KeptReader:
-    """The reader a socket's reads keep registered between waits (see the module's discussion)."""
+    """The reader a socket's reads keep registered between waits (see the module's discussion).
 
-    __slots__ = ("loop", "fd", "owner", "fut", "handle", "since")
+    Compiled, an extension type (``sockops.pxd``); its attributes are the same.
+    """
 
     def __init__(self, loop: Any, fd: int, sock: socket.socket) -> None:
         self.loop = loop
@@ -65,7 +83,8 @@ class _KeptReader:
         self.since = -1  # the poller's poll count when the last wait began or ended
 
     def wake(self) -> None:
-        if self.since == self.loop._poller.polls:
+        poller: Poller = self.loop._poller
+        if self.since == poller.polls:
             # The poll that reported this ran before the current wait began
             # (or the last one ended): the readiness may be what the last read
             # took.  If it is still there, the next poll reports it again
@@ -102,6 +121,37 @@ class _KeptReader:
 _DROPPED: Any = object()  # a dropped _KeptReader's fut: neither waiting nor idle
 
 
+def _start_read_wait(loop: Any, sock: socket.socket) -> _KeptReader:
+    """Register (or reuse) ``sock``'s kept reader, with a new future in ``fut`` that its readiness completes."""
+    fd = sock.fileno()
+    loop._ensure_fd_no_transport(fd)
+    fut = loop.create_future()
+    kept = loop._kept_readers.get(fd)
+    if kept is not None and kept.fut is None and kept.owner() is sock and not kept.handle._cancelled:
+        loop._kept_idle -= 1  # registered for this very socket: no system call
+    else:
+        if kept is not None:
+            kept.drop()
+        kept = _KeptReader(loop, fd, sock)
+        kept.handle = loop._add_reader(fd, kept.wake)
+        loop._kept_readers[fd] = kept
+    kept.fut = fut
+    poller: Poller = loop._poller
+    kept.since = poller.polls
+    return kept
+
+
+def _end_read_wait(loop: Any, kept: _KeptReader, fut: Any) -> None:
+    """The wait on ``fut`` is over (done, cancelled or failed): the reader stays, idle, for the next read."""
+    if kept.fut is fut:
+        kept.fut = None
+        poller: Poller = loop._poller
+        kept.since = poller.polls
+        loop._kept_idle += 1
+        if loop._closed:
+            kept.drop()
+
+
 class SockOpsMixin:
     """``sock_*`` methods; mixed into the loop, which supplies the registration calls."""
 
@@ -111,30 +161,12 @@ class SockOpsMixin:
 
     async def _wait_readable(self, sock: socket.socket) -> None:
         """Suspend until ``sock`` is readable, keeping its reader registered afterwards."""
-        loop: Any = self
-        fd = sock.fileno()
-        loop._ensure_fd_no_transport(fd)
-        fut = loop.create_future()
-        kept = loop._kept_readers.get(fd)
-        if kept is not None and kept.fut is None and kept.owner() is sock and not kept.handle._cancelled:
-            loop._kept_idle -= 1  # registered for this very socket: no system call
-        else:
-            if kept is not None:
-                kept.drop()
-            kept = _KeptReader(loop, fd, sock)
-            kept.handle = loop._add_reader(fd, kept.wake)
-            loop._kept_readers[fd] = kept
-        kept.fut = fut
-        kept.since = loop._poller.polls
+        kept = _start_read_wait(self, sock)
+        fut = kept.fut
         try:
             await fut
         finally:
-            if kept.fut is fut:
-                kept.fut = None
-                kept.since = loop._poller.polls
-                loop._kept_idle += 1
-                if loop._closed:
-                    kept.drop()
+            _end_read_wait(self, kept, fut)
 
     async def _wait_fd(self, fd: int, write: bool) -> None:
         """Suspend until ``fd`` is readable (or writable); the single wait of this module."""
@@ -159,6 +191,18 @@ class SockOpsMixin:
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         """Receive up to ``n`` bytes; waits until some arrive (b'' at end of stream)."""
         _check_sock(sock)
+        if type(sock).recv is _C_RECV:
+            while True:
+                data = recv(sock, n)
+                if data is not None:
+                    return data
+                # _wait_readable, inline: one coroutine less per wait.
+                kept = _start_read_wait(self, sock)
+                fut = kept.fut
+                try:
+                    await fut
+                finally:
+                    _end_read_wait(self, kept, fut)
         while True:
             try:
                 return sock.recv(n)
@@ -169,6 +213,17 @@ class SockOpsMixin:
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into ``buf``; returns the number of bytes received."""
         _check_sock(sock)
+        if type(sock).recv_into is _C_RECV_INTO:
+            while True:
+                count = recv_into(sock, buf)
+                if count >= 0:
+                    return count
+                kept = _start_read_wait(self, sock)
+                fut = kept.fut
+                try:
+                    await fut
+                finally:
+                    _end_read_wait(self, kept, fut)
         while True:
             try:
                 return sock.recv_into(buf)
@@ -201,6 +256,16 @@ class SockOpsMixin:
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send all of ``data``; on error, how much was sent is unknown (as in asyncio)."""
         _check_sock(sock)
+        if type(sock).send is _C_SEND:
+            total = nbytes(data)
+            pos = 0
+            while True:
+                count = send(sock, data, 0, pos)
+                if count > 0:
+                    pos += count
+                if pos >= total:
+                    return
+                await self._wait_fd(sock.fileno(), True)
         view = memoryview(data).cast("B")
         total = len(view)
         pos = 0
