@@ -11,3 +11,8 @@ from treadle._core.timers cimport TimerQueue
 
 @cython.locals(poller=Poller, ntodo=Py_ssize_t)
 cpdef _iterate(object loop, object ready, TimerQueue timers)
+
+@cython.locals(deadline=object, timeout=double)
+cdef double _sleep_timeout(object loop, TimerQueue timers, Poller poller) except? -2.0
+
+cdef Py_ssize_t _registrations_lower_bound(object loop, Poller poller) except? -1

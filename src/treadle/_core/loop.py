@@ -134,7 +134,7 @@ def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) 
     if ready or loop._stopping:
         poller.poll(0, ready)
     else:
-        poller.poll(loop._poll_timeout(), ready)
+        poller.poll(_sleep_timeout(loop, timers, poller), ready)
     if timers._heap:
         timers.pop_due(loop._clock() + loop._clock_resolution, ready)
     ntodo = len(ready)
@@ -144,6 +144,37 @@ def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) 
     popleft = ready.popleft
     for _ in range(ntodo):
         run_ready(popleft())
+
+
+def _sleep_timeout(loop: CoreLoop, timers: TimerQueue, poller: Poller) -> float:
+    """``loop._poll_timeout()`` for an iteration that starts with nothing ready and not stopping.
+
+    A function for the same reason as ``_iterate``: compiled, the common case
+    (a timer, or no timer and more than one registration that a task waits
+    on) calls no method of the loop.
+    """
+    deadline = timers.next_deadline()
+    if loop._idle_hook is not None:
+        return loop._hooked_timeout(deadline)  # type: ignore[no-any-return]
+    if deadline is None:
+        if loop._stall_hook is not None and _registrations_lower_bound(loop, poller) <= 1:
+            return loop._no_timeout()
+        return -1
+    timeout: float = deadline - loop._clock()
+    if timeout <= 0:
+        return 0
+    return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
+
+
+def _registrations_lower_bound(loop: CoreLoop, poller: Poller) -> int:
+    """The poller's registrations minus every kept one that may be idle: at most the wanted ones.
+
+    Exact when nothing is kept.  Above one, the loop can be woken through a
+    descriptor, and the stall check need not look further.
+    """
+    green = loop._green_fdwaits
+    bound = loop._kept_idle + (green.kept_count() if green is not None else 0)
+    return len(poller) - bound  # type: ignore[no-any-return]
 
 
 def _check_callback(callback: object, method: str) -> None:
@@ -345,15 +376,7 @@ class CoreLoop(base_events.BaseEventLoop):
     def _poll_timeout(self) -> float:
         if self._ready or self._stopping:
             return 0
-        deadline = self._timers.next_deadline()
-        if self._idle_hook is not None:
-            return self._hooked_timeout(deadline)
-        if deadline is None:
-            return self._no_timeout()
-        timeout = deadline - self._clock()
-        if timeout <= 0:
-            return 0
-        return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
+        return _sleep_timeout(self, self._timers, self._poller)
 
     def _no_timeout(self) -> float:
         """-1 (sleep until woken), unless nothing can ever wake the loop: then the stall hook reports it."""
@@ -458,11 +481,10 @@ class CoreLoop(base_events.BaseEventLoop):
         those bounds leave at most one; above that the answer is a lower bound.
         """
         poller = self._poller
-        total = len(poller)
+        lower = _registrations_lower_bound(self, poller)
+        if lower == len(poller) or lower > 1:
+            return lower  # exact (nothing kept), or a lower bound that already says "more than one"
         green = self._green_fdwaits
-        bound = self._kept_idle + (green.kept_count() if green is not None else 0)
-        if bound == 0 or total - bound > 1:
-            return total - bound  # exact, or a lower bound that already says "more than one"
         kept = self._kept_readers
         for sock_kept in [k for k in kept.values() if k.handle._cancelled]:
             sock_kept.drop()  # replaced (add_reader, a transport): forget it

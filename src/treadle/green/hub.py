@@ -45,6 +45,7 @@ from typing import Any
 
 from greenlet import getcurrent, greenlet
 
+from .._accel import is_extension_file
 from .._core import EventLoop, new_event_loop
 from .._core.loop import running_loop
 
@@ -190,6 +191,26 @@ class _ThreadState(threading.local):
 
 _local = _ThreadState()
 
+# Compiled, the hub is kept in the thread state's own dictionary instead
+# (hub.pxd): one dictionary look, where an attribute of a threading.local
+# subclass costs a lookup in the type, one in the thread's dictionary and a
+# descriptor call, about 700 instructions, several times per green wait.
+_COMPILED = is_extension_file(__file__)
+
+
+def _thread_hub() -> Hub | None:
+    """This thread's hub, None until one is made."""
+    if _COMPILED:
+        return _c_thread_hub()  # type: ignore[name-defined, no-any-return]  # noqa: F821
+    return _local.hub
+
+
+def _set_thread_hub(hub: Hub) -> None:
+    if _COMPILED:
+        _c_set_thread_hub(hub)  # type: ignore[name-defined]  # noqa: F821
+    else:
+        _local.hub = hub
+
 
 def get_hub() -> Hub:
     """The hub of this thread: that of the running treadle loop, or a new one.
@@ -197,7 +218,7 @@ def get_hub() -> Hub:
     Raises ``RuntimeError`` if the running loop is not treadle's: green tasks
     need treadle's loop (use ``treadle.run`` or ``treadle.install()``).
     """
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is not None and hub.loop._thread_id == _get_ident():
         # Its loop runs in this thread, so it is the running loop.  (Asking
         # asyncio costs a getpid() system call per wait on Python 3.11.)
@@ -216,17 +237,17 @@ def get_hub() -> Hub:
         # task of it, whose parent is the loop's greenlet.
         glet = current.parent if getattr(current, "_treadle_green", False) else current
         hub = Hub(running, glet)
-        _local.hub = hub
+        _set_thread_hub(hub)
         return hub
     if hub is None or hub.loop.is_closed():
         hub = Hub(new_event_loop(), None)
-        _local.hub = hub
+        _set_thread_hub(hub)
     return hub
 
 
 def current_hub() -> Hub | None:
     """This thread's hub if it has one with an open loop; never makes one."""
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is None or hub.loop.is_closed():
         return None
     return hub
@@ -234,7 +255,7 @@ def current_hub() -> Hub | None:
 
 def in_hub() -> bool:
     """True when the current greenlet is the one running the loop (async code, callbacks)."""
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is None or hub.loop._thread_id is None:  # not is_running(): no method call
         return running_loop() is not None and not getattr(getcurrent(), "_treadle_green", False)
     return getcurrent() is hub.glet
@@ -248,7 +269,7 @@ def green_hub() -> Hub | None:
     (:func:`in_hub`, :func:`get_hub`).  One look for the common case of a
     green task about to wait.
     """
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is not None and hub.loop._thread_id == _get_ident() and getcurrent() is not hub.glet:
         return hub
     return None
@@ -261,7 +282,7 @@ def green_hub_or_async() -> Hub | bool:
     hub's greenlet: a task or a callback); False for other green code (a plain
     script's main greenlet before anything runs the loop).
     """
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is not None and hub.loop._thread_id == _get_ident():
         return hub if getcurrent() is not hub.glet else True
     return in_hub()
@@ -351,7 +372,7 @@ class Waiter:
 
 async def cancel_green_tasks() -> None:
     """Cancel every green task of the running loop's hub and wait until they are done."""
-    hub: Hub | None = _local.hub
+    hub: Hub | None = _thread_hub()
     if hub is None or hub.loop is not asyncio._get_running_loop():
         return
     while hub.tasks:
