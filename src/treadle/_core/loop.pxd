@@ -6,7 +6,12 @@ cimport cython
 
 from treadle._core.handles cimport new_handle, new_timer, run_ready
 from treadle._core.poller cimport Poller
+from treadle._core.threadstate cimport thread_get, thread_set
 from treadle._core.timers cimport TimerQueue
+
+cdef bint _COMPILED
+
+cpdef object running_loop()
 
 
 @cython.locals(poller=Poller, ntodo=Py_ssize_t)

@@ -54,6 +54,7 @@ from asyncio import base_events, coroutines, events
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
+from .._accel import is_extension_file
 from .executor import ThreadPool, idle_worker_count
 from .handles import Handle, TimerHandle, new_handle, new_timer, run_ready
 from .poller import Poller, fileobj_to_fd
@@ -82,6 +83,18 @@ class _RunningHere(_thread._local):
 
 _running_here = _RunningHere()
 
+# Compiled, the loop a thread runs is kept in the thread state's own
+# dictionary instead (threadstate.pxd): one dictionary look per ask.
+_COMPILED = is_extension_file(__file__)
+_LOOP_KEY = sys.intern("treadle.core.running_loop")
+
+
+def _set_running_here(loop: CoreLoop | None) -> None:
+    if _COMPILED:
+        thread_set(_LOOP_KEY, loop)  # type: ignore[name-defined]  # noqa: F821
+    else:
+        _running_here.loop = loop
+
 
 def running_loop() -> Any:
     """``asyncio._get_running_loop()``, without its ``getpid()`` system call (Python 3.11) when the loop is treadle's.
@@ -89,7 +102,7 @@ def running_loop() -> Any:
     For the checks made on every wait and every stream call ("is this async
     code?"); a loop other than treadle's is asked of asyncio.
     """
-    loop = _running_here.loop
+    loop = thread_get(_LOOP_KEY) if _COMPILED else _running_here.loop  # type: ignore[name-defined]  # noqa: F821
     if loop is not None:
         return loop
     return events._get_running_loop()
@@ -359,7 +372,7 @@ class CoreLoop(base_events.BaseEventLoop):
                 finalizer=self._asyncgen_finalizer_hook,
             )
             events._set_running_loop(self)
-            _running_here.loop = self
+            _set_running_here(self)
             ready, timers = self._ready, self._timers
             while True:
                 _iterate(self, ready, timers)
@@ -368,7 +381,7 @@ class CoreLoop(base_events.BaseEventLoop):
         finally:
             self._stopping = False
             self._thread_id = None
-            _running_here.loop = None
+            _set_running_here(None)
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)

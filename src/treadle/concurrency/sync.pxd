@@ -1,6 +1,7 @@
 # C declarations for sync.py (Cython's pure Python mode: the .py is the source).
 # The primitives stay Python classes; a green wait calls wait_in_queue as a C
 # function, so that fewer call levels sit on the stack a waiting task saves.
+from treadle._core.loop cimport running_loop
 from treadle.concurrency.waiting cimport wait_in_queue
 
 

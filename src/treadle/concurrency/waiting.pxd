@@ -4,6 +4,7 @@
 # on C fields.
 cimport cython
 
+from treadle._core.loop cimport running_loop
 from treadle.green.hub cimport Hub, switch_to_hub
 
 cdef int _PENDING, _DONE, _CANCELLED

@@ -40,6 +40,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextvars
+import sys
 import threading
 from typing import Any
 
@@ -192,22 +193,21 @@ class _ThreadState(threading.local):
 _local = _ThreadState()
 
 # Compiled, the hub is kept in the thread state's own dictionary instead
-# (hub.pxd): one dictionary look, where an attribute of a threading.local
-# subclass costs a lookup in the type, one in the thread's dictionary and a
-# descriptor call, about 700 instructions, several times per green wait.
+# (_core/threadstate.pxd): one dictionary look, several times per green wait.
 _COMPILED = is_extension_file(__file__)
+_HUB_KEY = sys.intern("treadle.green.hub")
 
 
 def _thread_hub() -> Hub | None:
     """This thread's hub, None until one is made."""
     if _COMPILED:
-        return _c_thread_hub()  # type: ignore[name-defined, no-any-return]  # noqa: F821
+        return thread_get(_HUB_KEY)  # type: ignore[name-defined, no-any-return]  # noqa: F821
     return _local.hub
 
 
 def _set_thread_hub(hub: Hub) -> None:
     if _COMPILED:
-        _c_set_thread_hub(hub)  # type: ignore[name-defined]  # noqa: F821
+        thread_set(_HUB_KEY, hub)  # type: ignore[name-defined]  # noqa: F821
     else:
         _local.hub = hub
 

@@ -355,7 +355,12 @@ class SocketStream(asyncio.BufferedProtocol):
         while not self._buffer:
             if self._no_more_data():
                 return b""
-            await self._wait_read_async()
+            # _wait_read_async, inline: one coroutine less per wait.
+            fut = self._prepare_read_wait()
+            try:
+                await fut
+            finally:
+                self._end_read_wait(fut)
         return self._take(max_bytes)
 
     def read_exactly(self, size: int) -> Any:
