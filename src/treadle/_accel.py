@@ -62,6 +62,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle.green.hub",
     "treadle.green.fdwait",
     "treadle.green.task",
+    "treadle.green.generators",
     "treadle.green.bridge",
     "treadle.net.greensocket",
     "treadle.concurrency.waiting",

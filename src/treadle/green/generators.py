@@ -39,7 +39,9 @@ async def drive(gen: Generator[Any, Any, Any]) -> Any:
         try:
             if item is None:
                 await asyncio.sleep(0)
-            elif inspect.isawaitable(item):
+            elif hasattr(item, "__await__") or inspect.isawaitable(item):
+                # (The first test is for the common case: isawaitable asks an
+                # ABC about any awaitable that is not a native coroutine.)
                 value = await item
             else:
                 raise TypeError(
