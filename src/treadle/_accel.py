@@ -67,6 +67,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle.net.greensocket",
     "treadle.concurrency.waiting",
     "treadle.concurrency.sync",
+    "treadle.concurrency.queues",
     "treadle.net.streams",
 )
 

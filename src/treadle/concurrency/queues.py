@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from ..green.hub import green_hub_or_async
 from ..green.task import check_timeout
-from .sync import _TIMED_OUT, Event, _Waitable
+from .sync import _TIMED_OUT, Event, _Waitable, start_async_wait
 from .waiting import WaitQueue, in_async
 
 __all__ = [
@@ -255,7 +255,18 @@ class Queue(_Waitable, Generic[T]):
             return item
         if not block or timeout == 0:
             raise QueueEmpty
-        return self._on_item(await self._wait_async(timeout))
+        # _wait_async, inline: one coroutine less per wait.
+        waiters = self._waiters
+        fut, timer = start_async_wait(waiters, None, timeout)
+        try:
+            woken = await fut
+        except BaseException:
+            waiters.abandon(fut, self._abandon)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return self._on_item(woken)
 
     def get_nowait(self) -> T:
         """The next item if there is one, else ``QueueEmpty``."""

@@ -6,3 +6,5 @@ from treadle.concurrency.waiting cimport wait_in_queue
 
 
 cdef object _wait_green(object waiters, object prim, object on_abandon, object what, object timeout, object who, object hub)
+
+cpdef tuple start_async_wait(object waiters, object who, object timeout)

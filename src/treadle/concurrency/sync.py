@@ -71,6 +71,18 @@ def _no_plain_with(name: str) -> None:
         raise BlockingInHubError(f"`with {name}` in async code would block the event loop: use `async with`")
 
 
+def start_async_wait(waiters: WaitQueue, who: Any, timeout: float | None) -> tuple[Any, Any]:
+    """Queue a future of the running loop on ``waiters``: the future, and the timer that ends its wait (or None).
+
+    The caller awaits the future; if that raises, it calls
+    ``waiters.abandon(fut, ...)``; either way it cancels the timer.
+    """
+    loop = running_loop()  # async code: the running loop (current_loop() would ask again); no getpid()
+    fut = waiters.add(who, loop)
+    timer = loop.call_later(timeout, _time_out, waiters, fut) if timeout is not None else None
+    return fut, timer
+
+
 def _time_out(waiters: WaitQueue, fut: AnyWaiter) -> None:
     """Timer callback: a waiter's timeout passed; it leaves the queue and wakes with ``_TIMED_OUT``."""
     if not fut.done():
@@ -152,7 +164,18 @@ class _Waitable:
             return True
         if not blocking or timeout == 0:
             return False
-        return on_woken(await self._wait_async(timeout, who))
+        # _wait_async, inline: one coroutine less per wait.
+        waiters = self._waiters
+        fut, timer = start_async_wait(waiters, who, timeout)
+        try:
+            woken = await fut
+        except BaseException:
+            waiters.abandon(fut, self._abandon)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return on_woken(woken)
 
     def _wait_green(
         self,
@@ -181,9 +204,7 @@ class _Waitable:
         """Async: as :meth:`_wait_green`, in one coroutine (the await and the abandon in it: no nested coroutine)."""
         if waiters is None:
             waiters, on_abandon = self._waiters, self._abandon
-        loop = running_loop()  # async code: the running loop (current_loop() would ask again); no getpid()
-        fut = waiters.add(who, loop)
-        timer = loop.call_later(timeout, _time_out, waiters, fut) if timeout is not None else None
+        fut, timer = start_async_wait(waiters, who, timeout)
         try:
             return await fut
         except BaseException:
