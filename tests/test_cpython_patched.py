@@ -12,12 +12,13 @@ from __future__ import annotations
 import concurrent.futures
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-RUNNER = Path(__file__).parent / "cpython" / "run_patched.py"
+RUNNER = Path(__file__).resolve().parent / "cpython" / "run_patched.py"
 
 # The modules the monkey patcher is held to; the README gives their counts.
 # The longest first, so that two at a time finish together.
@@ -38,12 +39,17 @@ MODULES = [
 
 
 def _run(module: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(RUNNER), module, "--per-test-timeout", "120"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    # In a directory of its own, as CPython's test runner does: some tests
+    # make fixed names in the current directory (test_subprocess's
+    # "tempcwd"), and the compiled and pure suites run side by side.
+    with tempfile.TemporaryDirectory(prefix=f"treadle-{module}-") as cwd:
+        return subprocess.run(
+            [sys.executable, str(RUNNER), module, "--per-test-timeout", "120"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=cwd,
+        )
 
 
 @pytest.fixture(scope="module")

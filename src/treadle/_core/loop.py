@@ -200,6 +200,31 @@ def _check_callback(callback: object, method: str) -> None:
 class CoreLoop(base_events.BaseEventLoop):
     """The scheduling core of treadle's event loop (see the module docstring)."""
 
+    # The state that call_soon and every iteration read, in slots rather than
+    # the instance dictionary (which the loop still has, as BaseEventLoop's
+    # subclass): a slot is found in the type's attribute cache and read by
+    # its descriptor, where a dictionary attribute costs a failed type lookup
+    # and then a dictionary lookup.  BaseEventLoop's own writes
+    # (self._closed = ...) land in the slots too.
+    __slots__ = (
+        "_ready",
+        "_closed",
+        "_debug",
+        "_stopping",
+        "_thread_id",
+        "_poller",
+        "_timers",
+        "_clock",
+        "_clock_resolution",
+        "_idle_hook",
+        "_stall_hook",
+        "_green_fdwaits",
+        "_kept_idle",
+        "_kept_readers",
+        "_transports",
+        "_recv_buffer",
+    )
+
     # What this class uses of BaseEventLoop's private state and helpers, which
     # the type stubs do not list; the coupling is all here.
     _closed: bool
