@@ -21,3 +21,6 @@ cpdef _iterate(object loop, object ready, TimerQueue timers)
 cdef double _sleep_timeout(object loop, TimerQueue timers, Poller poller) except? -2.0
 
 cdef Py_ssize_t _registrations_lower_bound(object loop, Poller poller) except? -1
+
+@cython.locals(timers=TimerQueue)
+cdef object _schedule_at(object loop, object when, object callback, tuple args, object context, str method)

@@ -190,6 +190,23 @@ def _registrations_lower_bound(loop: CoreLoop, poller: Poller) -> int:
     return len(poller) - bound  # type: ignore[no-any-return]
 
 
+def _schedule_at(loop: CoreLoop, when: float, callback: Any, args: tuple[Any, ...], context: Any, method: str) -> Any:
+    """``call_at`` once its deadline is checked; ``call_later`` comes here directly, not through ``call_at``."""
+    if loop._closed:
+        raise RuntimeError("Event loop is closed")
+    if loop._debug:
+        loop._check_thread()
+        _check_callback(callback, method)
+    elif not callable(callback):
+        _check_callback(callback, method)
+    timers: TimerQueue = loop._timers
+    timers._seq += 1
+    seq = timers._seq
+    timer = new_timer(when, seq, callback, args, loop, context)
+    heapq.heappush(timers._heap, (when, seq, timer))
+    return timer
+
+
 def _check_callback(callback: object, method: str) -> None:
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
@@ -335,8 +352,7 @@ class CoreLoop(base_events.BaseEventLoop):
             raise TypeError(f"delay must be a number of seconds, got {type(delay).__name__}")
         if delay != delay:
             raise ValueError("delay must not be NaN")
-        timer = self.call_at(self._clock() + delay, callback, *args, context=context)
-        return timer
+        return _schedule_at(self, self._clock() + delay, callback, args, context, "call_later")
 
     def call_at(
         self,
@@ -351,18 +367,7 @@ class CoreLoop(base_events.BaseEventLoop):
             raise TypeError(f"when must be a loop time (a number), got {type(when).__name__}")
         if when != when:
             raise ValueError("when must not be NaN")
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            _check_callback(callback, "call_at")
-        elif not callable(callback):
-            _check_callback(callback, "call_at")
-        timers = self._timers
-        timers._seq += 1
-        timer = new_timer(when, timers._seq, callback, args, self, context)
-        heapq.heappush(timers._heap, (when, timers._seq, timer))
-        return timer
+        return _schedule_at(self, when, callback, args, context, "call_at")
 
     def call_soon_threadsafe(
         self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
