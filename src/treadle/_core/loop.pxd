@@ -6,6 +6,7 @@ cimport cython
 
 from treadle._core.handles cimport new_handle, new_timer, run_ready
 from treadle._core.poller cimport Poller
+from treadle._core.sysio cimport recv
 from treadle._core.threadstate cimport thread_get, thread_set
 from treadle._core.timers cimport TimerQueue
 

@@ -58,6 +58,7 @@ from .._accel import is_extension_file
 from .executor import ThreadPool, idle_worker_count
 from .handles import Handle, TimerHandle, new_handle, new_timer, run_ready
 from .poller import Poller, fileobj_to_fd
+from .sysio import recv
 from .timers import TimerQueue
 
 __all__ = ["CoreLoop"]
@@ -240,6 +241,8 @@ class CoreLoop(base_events.BaseEventLoop):
         "_kept_readers",
         "_transports",
         "_recv_buffer",
+        "_csock",
+        "_wakeup_pending",
     )
 
     # What this class uses of BaseEventLoop's private state and helpers, which
@@ -378,7 +381,8 @@ class CoreLoop(base_events.BaseEventLoop):
             _check_callback(callback, "call_soon_threadsafe")
         handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
-        self._write_to_self()
+        if not self._wakeup_pending:  # else the loop is already due to wake up
+            self._write_to_self()
         return handle
 
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
@@ -713,13 +717,8 @@ class CoreLoop(base_events.BaseEventLoop):
         assert self._ssock is not None
         try:
             while True:
-                try:
-                    data = self._ssock.recv(4096)
-                except InterruptedError:
-                    continue
-                except BlockingIOError:
-                    return
-                if not data:
+                data = recv(self._ssock, 4096)
+                if not data:  # None: drained
                     return
                 for sig in data:
                     if sig:
