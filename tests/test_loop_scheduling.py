@@ -675,6 +675,22 @@ def test_create_future(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     assert run(asyncio.shield(fut)) == "value"
 
 
+def test_create_task_source_traceback_ends_at_the_caller(loop: asyncio.AbstractEventLoop) -> None:
+    """In debug mode a task remembers where it was made: the last frame is the caller of create_task."""
+    loop.set_debug(True)
+
+    async def child() -> None:
+        pass
+
+    def make_it() -> asyncio.Task[None]:
+        return loop.create_task(child())
+
+    task = make_it()
+    stack = task._source_traceback  # type: ignore[attr-defined]
+    assert stack[-1].name == "make_it" and stack[-1].filename == __file__
+    loop.run_until_complete(task)
+
+
 def test_create_task_name_context_and_type(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="default")
 
