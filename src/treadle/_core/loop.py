@@ -142,7 +142,7 @@ def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) 
     A function rather than a method so that, compiled, it calls the poller,
     the timer queue and the handles as C functions.  The poller is read each
     time: a forked child replaces it (``_after_fork_in_child``).  With
-    callbacks ready the poll does not wait, and ``_poll_timeout`` (timers,
+    callbacks ready the poll does not wait, and ``_sleep_timeout`` (timers,
     hooks, the stall check) is only asked when the loop could sleep.
     """
     poller: Poller = loop._poller
@@ -162,7 +162,7 @@ def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) 
 
 
 def _sleep_timeout(loop: CoreLoop, timers: TimerQueue, poller: Poller) -> float:
-    """``loop._poll_timeout()`` for an iteration that starts with nothing ready and not stopping.
+    """The poll timeout of an iteration that starts with nothing ready and not stopping.
 
     A function for the same reason as ``_iterate``: compiled, the common case
     (a timer, or no timer and more than one registration that a task waits
@@ -295,7 +295,7 @@ class CoreLoop(base_events.BaseEventLoop):
         # when it would sleep: time.monotonic and nothing, unless a test
         # installs a mock clock (treadle.testing; see _set_clock and
         # _hooked_timeout).  The default costs one attribute test, in
-        # _poll_timeout on iterations that start with nothing ready.
+        # _sleep_timeout on iterations that start with nothing ready.
         self._clock: Callable[[], float] = _monotonic
         # What the socket transports read into (recv_into), then copy out of,
         # in the same callback: one buffer for the loop, no allocation per read.
@@ -438,11 +438,6 @@ class CoreLoop(base_events.BaseEventLoop):
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
-
-    def _poll_timeout(self) -> float:
-        if self._ready or self._stopping:
-            return 0
-        return _sleep_timeout(self, self._timers, self._poller)
 
     def _no_timeout(self) -> float:
         """-1 (sleep until woken), unless nothing can ever wake the loop: then the stall hook reports it."""

@@ -140,7 +140,7 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
             self._loop._add_reader(self._sock_fd, self._reader())
 
     def _reader(self) -> Any:
-        """What the poller calls when the socket is readable."""
+        """What the poller calls when the socket is readable (a subclass's ``_read_ready``, or its choice)."""
         return self._read_ready
 
     def _read_ready(self) -> None:
@@ -248,11 +248,8 @@ class SocketTransport(BaseSocketTransport):
                 self._loop._add_reader(self._sock_fd, new)
 
     def _reader(self) -> Any:
-        # One call less per read than _read_ready, which asks _read_ready_cb.
+        # The reader of the protocol's kind itself (set_protocol chooses it).
         return self._read_ready_cb
-
-    def _read_ready(self) -> None:
-        self._read_ready_cb()
 
     def _read_ready__data_received(self) -> None:
         if self._conn_lost:

@@ -14,7 +14,7 @@ dropped, or lets two tasks read (or send) at once: the second gets
 :class:`BusyResourceError`.
 
 Discussion: the stream is the transport's protocol itself (a buffered one),
-so a byte goes from ``SocketTransport._read_ready`` straight into a receive
+so a byte goes from ``SocketTransport._read_ready__get_buffer`` straight into a receive
 buffer that all the streams of a loop share (``recv_into``: no allocation per
 read), and ``buffer_updated`` appends it to the stream's one ``bytearray`` and
 wakes the one waiting reader, if any, by completing its future.  A waiter is
