@@ -56,6 +56,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "treadle._core.timers",
     "treadle._core.poller",
     "treadle._core.sysio",
+    "treadle._core.loopcore",
     "treadle._core.loop",
     "treadle._core.transports",
     "treadle._core.sockops",

@@ -1,4 +1,4 @@
-"""The loop: ready queue, timers, poller, wake-up and signals, and ``run_forever``.
+"""The loop: ``run_forever``, descriptors, wake-up and signals, on the hot core of ``loopcore``.
 
 Design principles (check every change against them):
 
@@ -15,11 +15,12 @@ Design principles (check every change against them):
 4. Errors never pass silently: an exception in a callback goes to the exception
    handler and the loop keeps running; misuse raises at the call.
 
-Owns: ``call_soon``/``call_later``/``call_at``/``call_soon_threadsafe``,
-``run_forever``/``stop``/``close``, ``add_reader``/``add_writer`` and friends,
-the self-pipe that wakes the poller from other threads and signal handlers,
-``add_signal_handler``, and the loop's clock with its two hooks for tests
-(``_set_clock``, ``_idle_hook``).
+Owns: :class:`CoreLoop`, built on ``loopcore.LoopCore`` (the hot state,
+``call_soon`` and the other scheduling methods, one iteration):
+``run_forever``/``close``, ``add_reader``/``add_writer`` and friends, the
+self-pipe that wakes the poller from other threads and signal handlers,
+``add_signal_handler``, the stall check, the debug-mode run of callbacks, and
+the loop's clock with its two hooks for tests (``_set_clock``, ``_idle_hook``).
 
 Never: creates transports or servers (``transports``, ``servers``), or
 does socket I/O for callers (``sockops``).  Never imports from outside ``_core``
@@ -38,10 +39,7 @@ from __future__ import annotations
 import _socket
 import _thread
 import asyncio
-import collections
-import contextvars
 import errno
-import heapq
 import logging
 import os
 import signal
@@ -56,7 +54,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 from .._accel import is_extension_file
 from .executor import ThreadPool, idle_worker_count
-from .handles import Handle, TimerHandle, new_handle, new_timer, run_ready
+from .handles import Handle, new_handle
+from .loopcore import (
+    MAXIMUM_SELECT_TIMEOUT,
+    LoopCore,
+    check_callback,
+    registrations_lower_bound,
+    run_once,
+    run_until_stopped,
+)
 from .poller import Poller, fileobj_to_fd
 from .sysio import recv
 from .timers import TimerQueue
@@ -73,8 +79,6 @@ _signal = signal.signal
 _siginterrupt = signal.siginterrupt
 
 _all_loops: weakref.WeakSet[CoreLoop] = weakref.WeakSet()
-_Future = asyncio.Future  # the C type (asyncio's _asyncio.Future), as BaseEventLoop.create_future makes
-_Task = asyncio.Task  # the C type, as BaseEventLoop.create_task makes
 
 
 class _RunningHere(_thread._local):
@@ -122,7 +126,6 @@ logger = logging.getLogger("treadle")
 _Ts = TypeVarTuple("_Ts")
 _T = TypeVar("_T")
 
-_MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
 _RECV_BUFFER_SIZE = 256 * 1024  # what one read of a socket transport may bring
 _monotonic = time.monotonic
 
@@ -136,125 +139,12 @@ def _set_result_unless_done(fut: Any, result: Any) -> None:
         fut.set_result(result)
 
 
-def _iterate(loop: CoreLoop, ready: collections.deque[Any], timers: TimerQueue) -> None:
-    """One iteration of ``loop``: poll for I/O, queue the due timers, run what was ready.
-
-    A function rather than a method so that, compiled, it calls the poller,
-    the timer queue and the handles as C functions.  The poller is read each
-    time: a forked child replaces it (``_after_fork_in_child``).  With
-    callbacks ready the poll does not wait, and ``_sleep_timeout`` (timers,
-    hooks, the stall check) is only asked when the loop could sleep.
-    """
-    poller: Poller = loop._poller
-    if ready or loop._stopping:
-        poller.poll(0, ready)
-    else:
-        poller.poll(_sleep_timeout(loop, timers, poller), ready)
-    if timers._heap:
-        timers.pop_due(loop._clock() + loop._clock_resolution, ready)
-    ntodo = len(ready)
-    if loop._debug:
-        loop._run_ready_debug(ntodo)
-        return
-    popleft = ready.popleft
-    for _ in range(ntodo):
-        run_ready(popleft())
-
-
-def _sleep_timeout(loop: CoreLoop, timers: TimerQueue, poller: Poller) -> float:
-    """The poll timeout of an iteration that starts with nothing ready and not stopping.
-
-    A function for the same reason as ``_iterate``: compiled, the common case
-    (a timer, or no timer and more than one registration that a task waits
-    on) calls no method of the loop.
-    """
-    deadline = timers.next_deadline()
-    if loop._idle_hook is not None:
-        return loop._hooked_timeout(deadline)  # type: ignore[no-any-return]
-    if deadline is None:
-        if loop._stall_hook is not None and _registrations_lower_bound(loop, poller) <= 1:
-            return loop._no_timeout()
-        return -1
-    timeout: float = deadline - loop._clock()
-    if timeout <= 0:
-        return 0
-    return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
-
-
-def _registrations_lower_bound(loop: CoreLoop, poller: Poller) -> int:
-    """The poller's registrations minus every kept one that may be idle: at most the wanted ones.
-
-    Exact when nothing is kept.  Above one, the loop can be woken through a
-    descriptor, and the stall check need not look further.
-    """
-    green = loop._green_fdwaits
-    bound = loop._kept_idle + (green.kept_count() if green is not None else 0)
-    return len(poller) - bound  # type: ignore[no-any-return]
-
-
-def _schedule_at(loop: CoreLoop, when: float, callback: Any, args: tuple[Any, ...], context: Any, method: str) -> Any:
-    """``call_at`` once its deadline is checked; ``call_later`` comes here directly, not through ``call_at``."""
-    if loop._closed:
-        raise RuntimeError("Event loop is closed")
-    if loop._debug:
-        loop._check_thread()
-        _check_callback(callback, method)
-    elif not callable(callback):
-        _check_callback(callback, method)
-    timers: TimerQueue = loop._timers
-    timers._seq += 1
-    seq = timers._seq
-    timer = new_timer(when, seq, callback, args, loop, context)
-    heapq.heappush(timers._heap, (when, seq, timer))
-    return timer
-
-
-def _check_callback(callback: object, method: str) -> None:
-    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
-        raise TypeError(f"coroutines cannot be used with {method}()")
-    if not callable(callback):
-        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
-
-
-class CoreLoop(base_events.BaseEventLoop):
+class CoreLoop(LoopCore, base_events.BaseEventLoop):
     """The scheduling core of treadle's event loop (see the module docstring)."""
 
-    # The state that call_soon and every iteration read, in slots rather than
-    # the instance dictionary (which the loop still has, as BaseEventLoop's
-    # subclass): a slot is found in the type's attribute cache and read by
-    # its descriptor, where a dictionary attribute costs a failed type lookup
-    # and then a dictionary lookup.  BaseEventLoop's own writes
-    # (self._closed = ...) land in the slots too.
-    __slots__ = (
-        "_ready",
-        "_closed",
-        "_debug",
-        "_stopping",
-        "_thread_id",
-        "_poller",
-        "_timers",
-        "_clock",
-        "_clock_resolution",
-        "_idle_hook",
-        "_stall_hook",
-        "_green_fdwaits",
-        "_kept_idle",
-        "_kept_readers",
-        "_transports",
-        "_recv_buffer",
-        "_csock",
-        "_wakeup_pending",
-        "_task_factory",
-    )
-
     # What this class uses of BaseEventLoop's private state and helpers, which
-    # the type stubs do not list; the coupling is all here.
-    _closed: bool
-    _debug: bool
-    _stopping: bool
-    _thread_id: int | None
-    _task_factory: Any
-    _clock_resolution: float
+    # the type stubs do not list; the coupling is all here (and in LoopCore's
+    # fields, which BaseEventLoop writes too: _ready, _closed, _debug, ...).
     _current_handle: Any
     _default_executor: Any
     _executor_shutdown_called: bool
@@ -268,47 +158,34 @@ class CoreLoop(base_events.BaseEventLoop):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ready: collections.deque[Any] = collections.deque()
+        # LoopCore's fields (BaseEventLoop.__init__ set _ready, _closed,
+        # _debug, _stopping, _thread_id, _clock_resolution, _task_factory).
         self._timers = TimerQueue()
         self._poller = Poller()
-        # The poller plays the selector for code that asks asyncio's selector
-        # loop what a descriptor is polled for (it has ``get_key``).
-        self._selector: Poller | None = self._poller
-        # fd -> transport, so that add_reader() on a transport's socket fails loudly.
-        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-        self._signal_handlers: dict[int, Handle] = {}
-        self._ssock: _socket.socket | None = None
-        self._csock: _socket.socket | None = None
-        self._wakeup_pending = False
-        # Called when the loop would sleep forever with nothing that could wake
-        # it (see _cannot_be_woken); the green hub uses it to report a stall.
-        self._stall_hook: Callable[[], None] | None = None
-        # Registrations kept between two waits, which no task waits on now:
-        # they cannot end a stall (see _wanted_registrations).  The sock_*
-        # reads keep theirs here (sockops); the green hub's descriptor waits
-        # keep theirs in an object with kept_count() and holds_idle(fd, handle).
-        self._kept_readers: dict[int, Any] = {}
+        self._clock = _monotonic
+        self._idle_hook = None
+        self._stall_hook = None
+        self._green_fdwaits = None
+        self._kept_readers = {}
         self._kept_idle = 0
-        self._green_fdwaits: Any = None
-        self._executor_jobs = 0  # run_in_executor calls in flight
-        # The clock (loop.time() and every deadline) and what the loop does
-        # when it would sleep: time.monotonic and nothing, unless a test
-        # installs a mock clock (treadle.testing; see _set_clock and
-        # _hooked_timeout).  The default costs one attribute test, in
-        # _sleep_timeout on iterations that start with nothing ready.
-        self._clock: Callable[[], float] = _monotonic
+        # fd -> transport, so that add_reader() on a transport's socket fails loudly.
+        self._transports = weakref.WeakValueDictionary()
         # What the socket transports read into (recv_into), then copy out of,
         # in the same callback: one buffer for the loop, no allocation per read.
         self._recv_buffer = bytearray(_RECV_BUFFER_SIZE)
         self._recv_view = memoryview(self._recv_buffer)
-        self._idle_hook: Callable[[float | None], float] | None = None
+        self._csock = None
+        self._wakeup_pending = False
+        # The poller plays the selector for code that asks asyncio's selector
+        # loop what a descriptor is polled for (it has ``get_key``).
+        self._selector: Poller | None = self._poller
+        self._signal_handlers: dict[int, Handle] = {}
+        self._ssock: _socket.socket | None = None
+        self._executor_jobs = 0  # run_in_executor calls in flight
         self._make_self_pipe()
         _all_loops.add(self)
 
     # -- the clock and scheduling ------------------------------------------------
-
-    def time(self) -> float:
-        return self._clock()
 
     def _set_clock(self, clock: Callable[[], float] | None) -> None:
         """Read the time from ``clock`` (loop seconds) instead of ``time.monotonic``; None: back to it.
@@ -319,97 +196,6 @@ class CoreLoop(base_events.BaseEventLoop):
         if len(self._timers):
             raise RuntimeError("cannot change the clock of a loop that has timers scheduled")
         self._clock = _monotonic if clock is None else clock
-
-    def call_soon(
-        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
-    ) -> Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            _check_callback(callback, "call_soon")
-        elif not callable(callback):
-            _check_callback(callback, "call_soon")
-        handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
-        return handle
-
-    def create_task(  # type: ignore[override]
-        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
-    ) -> Any:
-        # BaseEventLoop's, compiled, for the case without a task factory (the
-        # same steps in 3.11-3.13); with a factory, BaseEventLoop's own.
-        if self._task_factory is not None:
-            return super().create_task(coro, name=name, context=context)
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        task: Any = _Task(coro, loop=self, name=name, context=context)
-        stack = task._source_traceback  # debug mode: where the task was made
-        if stack and stack[-1].filename == __file__:
-            # This method's own frame (as Python; compiled, it has none).
-            del stack[-1]
-        return task
-
-    def create_future(self) -> asyncio.Future[Any]:
-        # BaseEventLoop's is the same line in an uncompiled method: every wait
-        # of a primitive, a stream and asyncio.sleep() makes a future here.
-        return _Future(loop=self)
-
-    # BaseEventLoop helpers (create_task, futures, executors) call this one.
-    def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
-        handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
-        return handle
-
-    def call_later(
-        self,
-        delay: float,
-        callback: Callable[[Unpack[_Ts]], object],
-        *args: *_Ts,
-        context: contextvars.Context | None = None,
-    ) -> TimerHandle:
-        if delay is None:
-            raise TypeError("delay must not be None")
-        if not isinstance(delay, (int, float)):
-            raise TypeError(f"delay must be a number of seconds, got {type(delay).__name__}")
-        if delay != delay:
-            raise ValueError("delay must not be NaN")
-        return _schedule_at(self, self._clock() + delay, callback, args, context, "call_later")
-
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[[Unpack[_Ts]], object],
-        *args: *_Ts,
-        context: contextvars.Context | None = None,
-    ) -> TimerHandle:
-        if when is None:
-            raise TypeError("when cannot be None")
-        if not isinstance(when, (int, float)):
-            raise TypeError(f"when must be a loop time (a number), got {type(when).__name__}")
-        if when != when:
-            raise ValueError("when must not be NaN")
-        return _schedule_at(self, when, callback, args, context, "call_at")
-
-    def call_soon_threadsafe(
-        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
-    ) -> Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug or not callable(callback):  # as call_soon: coroutines are looked for in debug mode
-            _check_callback(callback, "call_soon_threadsafe")
-        handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
-        if not self._wakeup_pending:  # else the loop is already due to wake up
-            self._write_to_self()
-        return handle
-
-    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
-        self._timers.on_cancel(handle)
-
-    def _add_callback(self, handle: Handle) -> None:
-        if not handle._cancelled:
-            self._ready.append(handle)
 
     # -- running -----------------------------------------------------------------
 
@@ -426,11 +212,7 @@ class CoreLoop(base_events.BaseEventLoop):
             )
             events._set_running_loop(self)
             _set_running_here(self)
-            ready, timers = self._ready, self._timers
-            while True:
-                _iterate(self, ready, timers)
-                if self._stopping:
-                    break
+            run_until_stopped(self)
         finally:
             self._stopping = False
             self._thread_id = None
@@ -466,10 +248,10 @@ class CoreLoop(base_events.BaseEventLoop):
         timeout = self._idle_hook(deadline)
         if timeout < 0:
             return self._no_timeout()
-        return timeout if timeout < _MAXIMUM_SELECT_TIMEOUT else _MAXIMUM_SELECT_TIMEOUT
+        return timeout if timeout < MAXIMUM_SELECT_TIMEOUT else MAXIMUM_SELECT_TIMEOUT
 
     def _run_once(self) -> None:
-        _iterate(self, self._ready, self._timers)
+        run_once(self)
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready
@@ -542,7 +324,7 @@ class CoreLoop(base_events.BaseEventLoop):
         those bounds leave at most one; above that the answer is a lower bound.
         """
         poller = self._poller
-        lower = _registrations_lower_bound(self, poller)
+        lower = registrations_lower_bound(self)
         if lower == len(poller) or lower > 1:
             return lower  # exact (nothing kept), or a lower bound that already says "more than one"
         green = self._green_fdwaits
@@ -569,7 +351,7 @@ class CoreLoop(base_events.BaseEventLoop):
             # stays real when the monkey patcher makes `threading` green.
             self._check_closed()
             if self._debug:
-                _check_callback(func, "run_in_executor")
+                check_callback(func, "run_in_executor")
             if self._default_executor is None:
                 if self._executor_shutdown_called:
                     raise RuntimeError("Executor shutdown has been called")
@@ -672,7 +454,7 @@ class CoreLoop(base_events.BaseEventLoop):
     def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call ``callback(*args)`` whenever ``fd`` is readable (level-triggered)."""
         self._ensure_fd_no_transport(fd)
-        _check_callback(callback, "add_reader")
+        check_callback(callback, "add_reader")
         self._drop_kept_reader(fd)
         self._add_reader(fd, callback, *args)
 
@@ -690,7 +472,7 @@ class CoreLoop(base_events.BaseEventLoop):
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call ``callback(*args)`` whenever ``fd`` is writable (level-triggered)."""
         self._ensure_fd_no_transport(fd)
-        _check_callback(callback, "add_writer")
+        check_callback(callback, "add_writer")
         self._add_writer(fd, callback, *args)
 
     def remove_writer(self, fd: Any) -> bool:
