@@ -93,8 +93,8 @@ async def _protocol_case(rounds: int) -> None:
 
 
 async def _stream_case(rounds: int) -> None:
+    from treadle.net.stream_connect import open_tcp_stream
     from treadle.net.stream_server import serve_tcp
-    from treadle.net.streams import open_tcp_stream
 
     async def handler(stream: object) -> None:
         while data := await stream.receive_some():  # type: ignore[attr-defined]

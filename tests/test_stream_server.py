@@ -29,8 +29,9 @@ import pytest
 
 import treadle
 from treadle.concurrency.channels import ClosedResourceError
+from treadle.net.stream_connect import open_tcp_stream, open_unix_stream
 from treadle.net.stream_server import SocketStreamServer, serve_tcp, serve_unix
-from treadle.net.streams import BrokenStreamError, ReadLimitError, SocketStream, open_tcp_stream, open_unix_stream
+from treadle.net.streams import BrokenStreamError, ReadLimitError, SocketStream
 
 from .conftest import TLS, ipv6_loopback_available, open_fds
 from .styles import asettle, settle, spin
@@ -963,7 +964,7 @@ import treadle.monkey
 treadle.monkey.patch_all()
 import treadle
 from treadle.net.stream_server import serve_tcp
-from treadle.net.streams import open_tcp_stream
+from treadle.net.stream_connect import open_tcp_stream
 
 def handler(stream):
     stream.send_all(stream.readline().upper())

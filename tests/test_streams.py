@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import treadle
 from treadle.concurrency.channels import BrokenResourceError, ClosedResourceError
 from treadle.concurrency.waiting import current_loop
+from treadle.net.stream_connect import open_tcp_stream, open_unix_stream
 from treadle.net.stream_server import SocketStreamServer, serve_tcp
 from treadle.net.streams import (
     BrokenStreamError,
@@ -35,8 +36,6 @@ from treadle.net.streams import (
     IncompleteReadError,
     ReadLimitError,
     SocketStream,
-    open_tcp_stream,
-    open_unix_stream,
 )
 
 from .conftest import TLS, ipv6_loopback_available, open_fds

@@ -63,15 +63,9 @@ from .green import (
     spawn_later,
 )
 from .net.server import StreamServer
+from .net.stream_connect import open_tcp_stream, open_unix_stream
 from .net.stream_server import SocketStreamServer, serve_tcp, serve_unix
-from .net.streams import (
-    BrokenStreamError,
-    BusyResourceError,
-    ReadLimitError,
-    SocketStream,
-    open_tcp_stream,
-    open_unix_stream,
-)
+from .net.streams import BrokenStreamError, BusyResourceError, ReadLimitError, SocketStream
 
 #: True if the compiled core runs (Cython extension modules), False for pure Python
 #: (``TREADLE_PURE_PYTHON=1``, no compiler at build time, or a stale build).

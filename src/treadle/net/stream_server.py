@@ -42,7 +42,8 @@ from greenlet import getcurrent
 from ..concurrency.waiting import green_wait, in_async
 from ..green.hub import BlockingInHubError, get_hub
 from ..green.task import Greenlet, check_timeout
-from .streams import SocketStream, wait_for_resource
+from .stream_connect import wait_for_resource
+from .streams import SocketStream
 
 __all__ = ["SocketStreamServer", "serve_tcp", "serve_unix"]
 

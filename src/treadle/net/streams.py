@@ -2,10 +2,10 @@
 
 Owns: :class:`SocketStream` (a connected stream: ``receive_some``,
 ``read_exactly``, ``read_until``, ``readline``, ``send_all``, ``send_eof``,
-``close``), its errors, and the connect functions :func:`open_tcp_stream` and
-:func:`open_unix_stream`.  One name serves both styles: called from green code
-a blocking method blocks the green task; called from async code it returns an
-awaitable (``await stream.receive_some()``).
+``close``) and its errors; the connect functions are ``stream_connect``'s.
+One name serves both styles: called from green code a blocking method blocks
+the green task; called from async code it returns an awaitable
+(``await stream.receive_some()``).
 
 Never: loses or reorders received bytes (a read that is cancelled, or that
 fails on a limit or an early end of stream, leaves what it did not return in
@@ -30,17 +30,15 @@ buffer is above its high-water mark (``pause_writing``/``resume_writing``).
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl as _ssl
 import weakref
 from asyncio import IncompleteReadError
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Self
 
 from ..concurrency.channels import BrokenResourceError, ClosedResourceError
-from ..concurrency.waiting import current_loop, green_wait, in_async
+from ..concurrency.waiting import green_wait, in_async
 from ..green.hub import BlockingInHubError
-from ..green.task import check_timeout
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -49,8 +47,6 @@ __all__ = [
     "IncompleteReadError",
     "ReadLimitError",
     "SocketStream",
-    "open_tcp_stream",
-    "open_unix_stream",
 ]
 
 DEFAULT_LIMIT = 64 * 1024  # the longest line (or read_until chunk) a stream accepts by default
@@ -111,12 +107,13 @@ def _wake(fut: asyncio.Future[Any] | None) -> None:
         fut.set_result(None)
 
 
-class SocketStream(asyncio.BufferedProtocol):
-    """A connected byte stream (TCP or Unix, plain or TLS), usable from green and async code.
+class _StreamCore:
+    """The state and the methods of :class:`SocketStream`, which adds asyncio's ``BufferedProtocol`` as a base.
 
-    Made by :func:`open_tcp_stream`, :func:`open_unix_stream`, or a server's
-    handler argument (``serve_tcp``/``serve_unix``); not constructed directly.
-    Every reading or sending method is a switch point when it must wait.
+    Compiled, an extension type (``streams.pxd``): its fields are C fields
+    and its helpers C methods, so a read or a send looks up no attribute of
+    the stream.  asyncio's protocol classes have no state (empty
+    ``__slots__``), so ``SocketStream`` can derive from both.
     """
 
     __slots__ = (
@@ -636,7 +633,7 @@ class SocketStream(asyncio.BufferedProtocol):
         """Close the socket at once, dropping what was not sent yet; never waits."""
         self._start_close(True)
 
-    def __enter__(self) -> SocketStream:
+    def __enter__(self) -> Self:
         if in_async():
             raise BlockingInHubError("`with stream` in async code would block the event loop: use `async with`")
         return self
@@ -647,7 +644,7 @@ class SocketStream(asyncio.BufferedProtocol):
         else:
             self.close()
 
-    async def __aenter__(self) -> SocketStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
@@ -657,160 +654,12 @@ class SocketStream(asyncio.BufferedProtocol):
             await self.aclose()
 
 
-# -- connecting ------------------------------------------------------------------------------------
+class SocketStream(_StreamCore, asyncio.BufferedProtocol):
+    """A connected byte stream (TCP or Unix, plain or TLS), usable from green and async code.
 
-
-def _check_ssl(ssl: Any) -> _ssl.SSLContext | None:
-    if ssl is None or ssl is False:
-        return None
-    if ssl is True:
-        return _ssl.create_default_context()
-    if isinstance(ssl, _ssl.SSLContext):
-        return ssl
-    raise TypeError(f"ssl must be an ssl.SSLContext, True or None, got {type(ssl).__name__}")
-
-
-def _check_port(port: Any, minimum: int) -> int:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}")
-    if not minimum <= port <= 65535:
-        raise ValueError(f"port must be in {minimum}..65535, got {port}")
-    return port
-
-
-def wait_for_resource(coro: Any, what: str) -> Any:
-    """Green code: run ``coro`` (which makes a stream or a server) in a task and return its result.
-
-    If the green task is cancelled meanwhile, ``coro`` is cancelled too and
-    this waits until it has cleaned up (closed its socket), as an awaited
-    coroutine would; a result that came in the same moment is aborted
-    (``abort()``), not leaked.
+    Made by :func:`open_tcp_stream`, :func:`open_unix_stream`, or a server's
+    handler argument (``serve_tcp``/``serve_unix``); not constructed directly.
+    Every reading or sending method is a switch point when it must wait.
     """
-    task = current_loop().create_task(coro)
-    try:
-        return green_wait(task, what)
-    except BaseException:
-        if not task.done():
-            task.cancel()
-            try:
-                green_wait(asyncio.shield(task), f"{what}, cancelled")
-            except BaseException:
-                pass  # its outcome is not this task's any more: the first exception goes on
-        if task.done() and not task.cancelled() and task.exception() is None:
-            task.result().abort()
-        raise
 
-
-def _connect(coro: Any, what: str) -> Any:
-    """Green code: run the connecting coroutine and return its stream; async code: return the coroutine."""
-    if in_async():
-        return coro
-    return wait_for_resource(coro, what)
-
-
-def open_tcp_stream(
-    host: str,
-    port: int,
-    *,
-    ssl: _ssl.SSLContext | bool | None = None,
-    happy_eyeballs_delay: float | None = 0.25,
-    local_address: str | tuple[str, int] | None = None,
-    server_hostname: str | None = None,
-) -> Any:
-    """Connect to ``host``:``port`` over TCP and return a :class:`SocketStream`.
-
-    Green code blocks until connected; async code awaits it
-    (``stream = await open_tcp_stream(...)``).  A host name is resolved off the
-    loop's thread, and its addresses are tried with happy eyeballs
-    (``happy_eyeballs_delay`` seconds apart; None tries them one after the
-    other).  ``ssl`` (an ``ssl.SSLContext``, or True for the default one)
-    makes it a TLS stream, checked against ``server_hostname`` (default
-    ``host``).  ``local_address`` is the local host (or ``(host, port)``) to
-    bind to.  Raises ``OSError`` if no address could be connected.
-    """
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, got {type(host).__name__}")
-    if not host:
-        raise ValueError("host must not be empty")
-    _check_port(port, 1)
-    context = _check_ssl(ssl)
-    delay = check_timeout(happy_eyeballs_delay, "happy_eyeballs_delay")
-    local_addr: tuple[str, int] | None
-    if local_address is None:
-        local_addr = None
-    elif isinstance(local_address, str):
-        local_addr = (local_address, 0)
-    elif isinstance(local_address, tuple) and len(local_address) == 2 and isinstance(local_address[0], str):
-        local_addr = (local_address[0], _check_port(local_address[1], 0))
-    else:
-        raise TypeError(f"local_address must be a host str or a (host, port) tuple, got {local_address!r}")
-    if server_hostname is not None:
-        if not isinstance(server_hostname, str):
-            raise TypeError(f"server_hostname must be a str, got {type(server_hostname).__name__}")
-        if context is None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-    return _connect(
-        _open_tcp(host, port, context, delay, local_addr, server_hostname), f"open_tcp_stream({host!r}, {port})"
-    )
-
-
-async def _open_tcp(
-    host: str,
-    port: int,
-    context: _ssl.SSLContext | None,
-    delay: float | None,
-    local_addr: tuple[str, int] | None,
-    server_hostname: str | None,
-) -> SocketStream:
-    loop = asyncio.get_running_loop()
-    _, stream = await loop.create_connection(
-        lambda: SocketStream(loop),
-        host,
-        port,
-        ssl=context,
-        happy_eyeballs_delay=delay,
-        local_addr=local_addr,
-        server_hostname=server_hostname,
-    )
-    return stream
-
-
-def open_unix_stream(
-    path: str | bytes | os.PathLike[str],
-    *,
-    ssl: _ssl.SSLContext | bool | None = None,
-    server_hostname: str | None = None,
-) -> Any:
-    """Connect to the Unix socket at ``path`` and return a :class:`SocketStream`.
-
-    Both styles, as :func:`open_tcp_stream`.  With ``ssl``, ``server_hostname``
-    names the certificate to expect (needed unless the context's
-    ``check_hostname`` is off).
-    """
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"path must be a str, bytes or path-like object, got {type(path).__name__}")
-    path = os.fsdecode(path)  # bytes too (an abstract name, say): decoded as the socket module would encode it
-    if not path:
-        raise ValueError("path must not be empty")
-    context = _check_ssl(ssl)
-    if server_hostname is not None:
-        if not isinstance(server_hostname, str):
-            raise TypeError(f"server_hostname must be a str, got {type(server_hostname).__name__}")
-        if context is None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-    elif context is not None:
-        if context.check_hostname:
-            raise ValueError(
-                "a TLS stream over a Unix socket needs server_hostname= (the name the server's certificate "
-                "must have), or a context with check_hostname off"
-            )
-        server_hostname = ""
-    return _connect(_open_unix(path, context, server_hostname), f"open_unix_stream({path!r})")
-
-
-async def _open_unix(path: str, context: _ssl.SSLContext | None, server_hostname: str | None) -> SocketStream:
-    loop = asyncio.get_running_loop()
-    _, stream = await loop.create_unix_connection(
-        lambda: SocketStream(loop), path, ssl=context, server_hostname=server_hostname
-    )
-    return stream
+    __slots__ = ()
