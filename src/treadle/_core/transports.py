@@ -106,9 +106,10 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
         return "<{}>".format(" ".join(info))
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None:
+        sock = getattr(self, "_sock", None)  # None too if __init__ did not get far
+        if sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
+            sock.close()
 
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
@@ -202,11 +203,55 @@ class BaseSocketTransport(transports._FlowControlMixin, transports.Transport):  
                 self._server = None
 
 
+class _StreamIO:
+    """What a stream transport's read and write touch: compiled, an extension type with C fields.
+
+    A transport must be an ``asyncio.Transport``, whose bases have slots of
+    their own, so it cannot itself be an extension type with fields; each of
+    its attributes costs a type lookup and a dictionary lookup.  Its hot state
+    lives here instead, one attribute away, and the transport's attributes of
+    the same names (``_sock``, ``_protocol``, ...) are properties over it.
+    """
+
+    __slots__ = ("sock", "protocol", "recv_buffer", "conn_lost", "eof", "buffer", "buffer_size", "empty_waiter")
+
+    def __init__(self, recv_buffer: bytearray) -> None:
+        self.sock: Any = None
+        self.protocol: Any = None
+        self.recv_buffer = recv_buffer  # the loop's (see SocketTransport._read_ready__data_received)
+        self.conn_lost = 0
+        self.eof = False
+        self.buffer: collections.deque[Any] = collections.deque()
+        self.buffer_size = 0
+        self.empty_waiter: Any = None
+
+
+def _io_property(name: str) -> Any:
+    """A transport attribute kept in its ``_StreamIO`` as ``name``."""
+
+    def get(self: SocketTransport) -> Any:
+        return getattr(self._io, name)
+
+    def set(self: SocketTransport, value: Any) -> None:
+        setattr(self._io, name, value)
+
+    return property(get, set)
+
+
 class SocketTransport(BaseSocketTransport):
     """A stream socket (TCP or Unix) driven by the loop's poller."""
 
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    _io: _StreamIO
+    _sock = _io_property("sock")
+    _protocol = _io_property("protocol")
+    _conn_lost = _io_property("conn_lost")
+    _eof = _io_property("eof")
+    _buffer = _io_property("buffer")
+    _buffer_size = _io_property("buffer_size")
+    _empty_waiter = _io_property("empty_waiter")
 
     def __init__(
         self,
@@ -217,10 +262,9 @@ class SocketTransport(BaseSocketTransport):
         extra: Any = None,
         server: Any = None,
     ) -> None:
+        self._io = _StreamIO(loop._recv_buffer)
         self._read_ready_cb: Any = None
         super().__init__(loop, sock, protocol, extra, server)
-        self._eof = False
-        self._empty_waiter: Any = None
         # Small writes go out without waiting for the peer's ACK (no Nagle),
         # for every TCP socket: asyncio's own check also wants proto ==
         # IPPROTO_TCP, which misses sockets made with proto 0
@@ -251,61 +295,14 @@ class SocketTransport(BaseSocketTransport):
         # The reader of the protocol's kind itself (set_protocol chooses it).
         return self._read_ready_cb
 
+    def get_write_buffer_size(self) -> int:
+        return self._io.buffer_size
+
     def _read_ready__data_received(self) -> None:
-        if self._conn_lost:
-            return
-        # Into the loop's receive buffer (256 KiB), then copied out: recv(256 KiB)
-        # would malloc 256 KiB per event, which glibc serves with mmap, then
-        # mremap and munmap (three system calls per read of a small message).
-        try:
-            data = recv_copy(self._sock, self._loop._recv_buffer)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if data is None:  # nothing after all (another reader of the socket took it)
-            return
-        if not data:
-            self._read_ready__on_eof()
-            return
-        try:
-            self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        _receive_data(self, self._io)
 
     def _read_ready__get_buffer(self) -> None:
-        if self._conn_lost:
-            return
-        try:
-            buf = self._protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
-        try:
-            nbytes = recv_into(self._sock, buf)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if nbytes < 0:  # nothing after all
-            return
-        if not nbytes:
-            self._read_ready__on_eof()
-            return
-        try:
-            self._protocol.buffer_updated(nbytes)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+        _receive_into_buffer(self, self._io)
 
     def _read_ready__on_eof(self) -> None:
         try:
@@ -322,87 +319,13 @@ class SocketTransport(BaseSocketTransport):
             self.close()
 
     def write(self, data: Any) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if self._eof:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if self._empty_waiter is not None:
-            raise RuntimeError("unable to write; sendfile is in progress")
-        if type(data) is memoryview and (data.itemsize != 1 or not data.c_contiguous):
-            # Counted in bytes below: a view of wider items (array('i')) is
-            # cast to bytes, one with gaps ([::2]) copied.
-            data = data.cast("B") if data.c_contiguous else data.tobytes()
-        if not data:
-            return
-        if self._conn_lost:
-            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
-            return
-        if not self._buffer_size:
-            try:
-                n = send(self._sock, data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            if n == len(data):
-                return
-            if n > 0:
-                data = memoryview(data)[n:]
-            self._loop._add_writer(self._sock_fd, self._write_ready)
-        # Copy: the caller may reuse a bytearray or memoryview after write().
-        chunk = data if type(data) is bytes else bytes(data)
-        self._buffer.append(chunk)
-        self._buffer_size += len(chunk)
-        self._maybe_pause_protocol()
+        _write(self, self._io, data)
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
 
     def _write_ready(self) -> None:
-        if self._conn_lost:
-            return
-        buffer = self._buffer
-        try:
-            if len(buffer) == 1:
-                n = send(self._sock, buffer[0])
-                if n < 0:
-                    return
-            else:
-                n = self._sock.sendmsg(list(buffer)[:_IOV_MAX])
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop._remove_writer(self._sock_fd)
-            buffer.clear()
-            self._buffer_size = 0
-            self._fatal_error(exc, "Fatal write error on socket transport")
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_exception(exc)
-            return
-        self._buffer_size -= n
-        while n:
-            chunk = buffer[0]
-            size = len(chunk)
-            if n >= size:
-                buffer.popleft()
-                n -= size
-            else:
-                buffer[0] = memoryview(chunk)[n:]
-                n = 0
-        self._maybe_resume_protocol()  # may write more
-        if not self._buffer_size:
-            self._loop._remove_writer(self._sock_fd)
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_result(None)
-            if self._closing:
-                self._call_connection_lost(None)
-            elif self._eof:
-                self._sock.shutdown(socket.SHUT_WR)
+        _flush(self, self._io)
 
     def write_eof(self) -> None:
         if self._closing or self._eof:
@@ -429,3 +352,147 @@ class SocketTransport(BaseSocketTransport):
 
     def _reset_empty_waiter(self) -> None:
         self._empty_waiter = None
+
+
+# -- the hot path of a stream transport, on its _StreamIO (C fields when compiled) -------------
+
+
+def _receive_data(transport: SocketTransport, io: _StreamIO) -> None:
+    if io.conn_lost:
+        return
+    # Into the loop's receive buffer (256 KiB), then copied out: recv(256 KiB)
+    # would malloc 256 KiB per event, which glibc serves with mmap, then
+    # mremap and munmap (three system calls per read of a small message).
+    try:
+        data = recv_copy(io.sock, io.recv_buffer)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._fatal_error(exc, "Fatal read error on socket transport")
+        return
+    if data is None:  # nothing after all (another reader of the socket took it)
+        return
+    if not data:
+        transport._read_ready__on_eof()
+        return
+    try:
+        io.protocol.data_received(data)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+
+def _receive_into_buffer(transport: SocketTransport, io: _StreamIO) -> None:
+    if io.conn_lost:
+        return
+    protocol = io.protocol
+    try:
+        buf = protocol.get_buffer(-1)
+        if not len(buf):
+            raise RuntimeError("get_buffer() returned an empty buffer")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+        return
+    try:
+        nbytes = recv_into(io.sock, buf)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._fatal_error(exc, "Fatal read error on socket transport")
+        return
+    if nbytes < 0:  # nothing after all
+        return
+    if not nbytes:
+        transport._read_ready__on_eof()
+        return
+    try:
+        protocol.buffer_updated(nbytes)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+
+def _write(transport: SocketTransport, io: _StreamIO, data: Any) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+    if io.eof:
+        raise RuntimeError("Cannot call write() after write_eof()")
+    if io.empty_waiter is not None:
+        raise RuntimeError("unable to write; sendfile is in progress")
+    if type(data) is memoryview and (data.itemsize != 1 or not data.c_contiguous):
+        # Counted in bytes below: a view of wider items (array('i')) is
+        # cast to bytes, one with gaps ([::2]) copied.
+        data = data.cast("B") if data.c_contiguous else data.tobytes()
+    if not data:
+        return
+    if io.conn_lost:
+        if io.conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        io.conn_lost += 1
+        return
+    if not io.buffer_size:
+        try:
+            n = send(io.sock, data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        if n == len(data):
+            return
+        if n > 0:
+            data = memoryview(data)[n:]
+        transport._loop._add_writer(transport._sock_fd, transport._write_ready)
+    # Copy: the caller may reuse a bytearray or memoryview after write().
+    chunk = data if type(data) is bytes else bytes(data)
+    io.buffer.append(chunk)
+    io.buffer_size += len(chunk)
+    transport._maybe_pause_protocol()
+
+
+def _flush(transport: SocketTransport, io: _StreamIO) -> None:
+    if io.conn_lost:
+        return
+    buffer = io.buffer
+    try:
+        if len(buffer) == 1:
+            n = send(io.sock, buffer[0])
+            if n < 0:
+                return
+        else:
+            n = io.sock.sendmsg(list(buffer)[:_IOV_MAX])
+    except (BlockingIOError, InterruptedError):
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        transport._loop._remove_writer(transport._sock_fd)
+        buffer.clear()
+        io.buffer_size = 0
+        transport._fatal_error(exc, "Fatal write error on socket transport")
+        if io.empty_waiter is not None:
+            io.empty_waiter.set_exception(exc)
+        return
+    io.buffer_size -= n
+    while n:
+        chunk = buffer[0]
+        size = len(chunk)
+        if n >= size:
+            buffer.popleft()
+            n -= size
+        else:
+            buffer[0] = memoryview(chunk)[n:]
+            n = 0
+    transport._maybe_resume_protocol()  # may write more
+    if not io.buffer_size:
+        transport._loop._remove_writer(transport._sock_fd)
+        if io.empty_waiter is not None:
+            io.empty_waiter.set_result(None)
+        if transport._closing:
+            transport._call_connection_lost(None)
+        elif io.eof:
+            io.sock.shutdown(socket.SHUT_WR)
