@@ -142,3 +142,28 @@ def test_kept_registrations_do_not_hide_a_stall() -> None:
 
     with pytest.raises(treadle.NeverWokenError):
         treadle.run(main)
+
+
+def test_a_socket_wait_is_named_by_its_descriptor() -> None:
+    """The stall report's "readable fd N" / "writable fd N", made once per socket, follow the descriptor."""
+
+    def waits_named(sock: gsocket.socket, peer: gsocket.socket) -> None:
+        reader = treadle.spawn(sock.recv, 1)
+        treadle.sleep(0)  # the reader waits now
+        assert f"readable fd {sock.fileno()}" in get_hub().waiters.values()
+        peer.sendall(b"x")
+        assert reader.get() == b"x"
+        assert f"readable fd {sock.fileno()}" not in get_hub().waiters.values()
+
+    def main() -> None:
+        a, b = gsocket.socketpair()
+        with b:
+            waits_named(a, b)
+            waits_named(a, b)  # the second wait of the same socket: the same name
+            a.close()
+            c, d = gsocket.socketpair()  # may reuse a's descriptor number
+            with c, d:
+                waits_named(c, d)
+                waits_named(d, c)
+
+    treadle.run(main)

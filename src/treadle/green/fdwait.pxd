@@ -25,10 +25,15 @@ cdef class FdWaits:
     @cython.locals(watch=_Watch, joined=list)
     cpdef bint wait(self, list reads, list writes, object timeout, object what, object timeout_error=*, object owner=*) except -1
 
+    @cython.locals(watch=_Watch)
+    cpdef bint wait_one(self, int fd, bint write, object timeout, object what, object timeout_error=*, object owner=*) except -1
+
     cpdef Py_ssize_t kept_count(self)
 
     @cython.locals(watch=_Watch)
     cpdef bint holds_idle(self, int fd, object handle)
+
+    cdef object _arm(self, object waiter, object timeout, object timeout_error)
 
     cdef _set_kept(self, _Watch watch, bint kept)
 

@@ -41,7 +41,7 @@ out (``kept_count``, ``holds_idle``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .hub import Waiter
 
@@ -100,7 +100,6 @@ class FdWaits:
         two of its waits (see the module's discussion).  None: a raw descriptor,
         registered for this wait only.
         """
-        loop = self._loop
         waiter = Waiter()
         joined: list[tuple[_Watch, bool]] = []
         timer = None
@@ -109,17 +108,34 @@ class FdWaits:
                 joined.append((self._join(fd, False, waiter, owner), False))
             for fd in writes:
                 joined.append((self._join(fd, True, waiter, owner), True))
-            if timeout is not None:
-                if timeout_error is not None:
-                    timer = loop.call_later(timeout, waiter.throw, timeout_error)
-                else:
-                    timer = loop.call_later(timeout, waiter.switch, _TimedOut)
+            timer = self._arm(waiter, timeout, timeout_error)
             return waiter.wait(what) is not _TimedOut
         finally:
             if timer is not None:
                 timer.cancel()
             for watch, write in joined:
                 self._leave(watch, write, waiter)
+
+    def wait_one(
+        self,
+        fd: int,
+        write: bool,
+        timeout: float | None,
+        what: str,
+        timeout_error: BaseException | None = None,
+        owner: object = None,
+    ) -> bool:
+        """:meth:`wait` for one descriptor, readable (writable if ``write``): a green socket's wait."""
+        waiter = Waiter()
+        watch = self._join(fd, write, waiter, owner)
+        timer = None
+        try:
+            timer = self._arm(waiter, timeout, timeout_error)
+            return waiter.wait(what) is not _TimedOut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._leave(watch, write, waiter)
 
     def waiting(self, fd: int) -> bool:
         """True if a green task waits on ``fd``, or a registration is kept for it."""
@@ -155,6 +171,14 @@ class FdWaits:
             self._loop.call_soon(waiter.throw, error)
 
     # -- internals ----------------------------------------------------------------
+
+    def _arm(self, waiter: Waiter, timeout: float | None, timeout_error: BaseException | None) -> Any:
+        """The timer that ends ``waiter``'s wait after ``timeout`` (raising ``timeout_error`` if given); None."""
+        if timeout is None:
+            return None
+        if timeout_error is not None:
+            return self._loop.call_later(timeout, waiter.throw, timeout_error)
+        return self._loop.call_later(timeout, waiter.switch, _TimedOut)
 
     def _set_kept(self, watch: _Watch, kept: bool) -> None:
         if watch.kept != kept:

@@ -51,13 +51,18 @@ def _closed_error() -> OSError:
 
 
 class _Waits:
-    """Whether a green task waits to read from (write to) one socket."""
+    """Whether a green task waits to read from (write to) one socket, and what those waits are called."""
 
-    __slots__ = ("read", "write")
+    __slots__ = ("read", "write", "fd", "read_what", "write_what")
 
     def __init__(self) -> None:
         self.read = False
         self.write = False
+        # "readable fd N" and "writable fd N" for the stall report, made once
+        # per descriptor rather than formatted on every wait.
+        self.fd = -1
+        self.read_what = ""
+        self.write_what = ""
 
 
 def _wait(sock: socket, write: bool, timeout: float | None) -> None:
@@ -71,6 +76,11 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
             f"another green task is already waiting to {'write to' if write else 'read from'} {sock!r}: "
             "one socket direction serves one task at a time"
         )
+    fdwaits = get_hub().fdwaits
+    if waits.fd != fd:
+        waits.fd = fd
+        waits.read_what = f"readable fd {fd}"
+        waits.write_what = f"writable fd {fd}"
     if write:
         waits.write = True
     else:
@@ -78,11 +88,11 @@ def _wait(sock: socket, write: bool, timeout: float | None) -> None:
     try:
         # The socket's _waits object owns fd while the socket is open: its
         # registration is kept between two waits (green.fdwait).
-        get_hub().fdwaits.wait(
-            [] if write else [fd],
-            [fd] if write else [],
+        fdwaits.wait_one(
+            fd,
+            write,
             timeout,
-            f"{'writable' if write else 'readable'} fd {fd}",
+            waits.write_what if write else waits.read_what,
             None if timeout is None else _timeout_error("timed out"),
             waits,
         )
@@ -121,10 +131,9 @@ def wait_writable(fileno: Any, timeout: float | None = None) -> None:
 
 def _wait_fd(fd: int, write: bool, timeout: float | None) -> None:
     """The one wait of this module, through the hub's descriptor waits."""
-    fds = [fd]
-    get_hub().fdwaits.wait(
-        [] if write else fds,
-        fds if write else [],
+    get_hub().fdwaits.wait_one(
+        fd,
+        write,
         timeout,
         f"{'writable' if write else 'readable'} fd {fd}",
         None if timeout is None else _timeout_error("timed out"),
