@@ -9,6 +9,8 @@ from treadle._core.handles cimport new_handle, new_timer, run_ready
 from treadle._core.poller cimport Poller
 from treadle._core.timers cimport TimerQueue
 
+cdef object _append
+
 
 cdef class LoopCore:
     cdef public object _ready

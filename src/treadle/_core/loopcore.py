@@ -52,6 +52,9 @@ _Ts = TypeVarTuple("_Ts")
 
 MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
 _monotonic = time.monotonic
+# collections.deque.append, unbound: a call of it looks nothing up, where ready.append(x)
+# looks the method up and makes a bound method first, on every call.
+_append = collections.deque.append
 _Future = asyncio.Future  # the C type (asyncio's _asyncio.Future), as BaseEventLoop.create_future makes
 _Task = asyncio.Task  # the C type, as BaseEventLoop.create_task makes
 _base_create_task = base_events.BaseEventLoop.create_task
@@ -141,13 +144,13 @@ class LoopCore:
         elif not callable(callback):
             check_callback(callback, "call_soon")
         handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
+        _append(self._ready, handle)
         return handle
 
     # BaseEventLoop helpers (create_task, futures, executors) call this one.
     def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
         handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
+        _append(self._ready, handle)
         return handle
 
     def call_later(
@@ -188,7 +191,7 @@ class LoopCore:
         if self._debug or not callable(callback):  # as call_soon: coroutines are looked for in debug mode
             check_callback(callback, "call_soon_threadsafe")
         handle = new_handle(callback, args, self, context)
-        self._ready.append(handle)
+        _append(self._ready, handle)
         if not self._wakeup_pending:  # else the loop is already due to wake up
             self._write_to_self()
         return handle
@@ -198,7 +201,7 @@ class LoopCore:
 
     def _add_callback(self, handle: Handle) -> None:
         if not handle._cancelled:
-            self._ready.append(handle)
+            _append(self._ready, handle)
 
     def create_task(self, coro: Any, *, name: Any = None, context: contextvars.Context | None = None) -> Any:
         # BaseEventLoop's, compiled, for the case without a task factory (the

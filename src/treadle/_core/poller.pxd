@@ -4,6 +4,8 @@
 # handles, the event bits) runs on C fields instead of attribute dictionaries.
 cimport cython
 
+cdef object _append
+
 # poll() calls epoll_wait into an array of struct epoll_event held in a
 # bytearray (freed with the poller, sized by _maxevents); select.epoll
 # registers each descriptor with data.fd set to it, which is what comes back.

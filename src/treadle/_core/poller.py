@@ -40,6 +40,9 @@ _WRITE_MASK = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 # Compiled, this module is an extension module and poll() calls epoll_wait
 # itself (the C helpers in poller.pxd); as Python, select.epoll.poll does.
 _COMPILED = is_extension_file(__file__)
+# deque.append, unbound: a call of it looks nothing up, where ready.append(x)
+# looks the method up and makes a bound method first, on every call.
+_append = deque.append
 
 
 def fileobj_to_fd(fileobj: Any) -> int:
@@ -276,12 +279,12 @@ class Poller:
                 if reader._cancelled:
                     self.remove_reader(fd)
                 else:
-                    ready.append(reader)
+                    _append(ready, reader)
         if ev & _WRITE_MASK:
             writer = entry.writer
             if writer is not None:
                 if writer._cancelled:
                     self.remove_writer(fd)
                 else:
-                    ready.append(writer)
+                    _append(ready, writer)
         return True

@@ -5,6 +5,7 @@
 cimport cython
 
 cdef Py_ssize_t _COMPACT_MIN
+cdef object _append
 
 
 @cython.final

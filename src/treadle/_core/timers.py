@@ -25,6 +25,9 @@ from .handles import TimerHandle
 __all__ = ["TimerQueue"]
 
 _COMPACT_MIN = 100
+# deque.append, unbound: a call of it looks nothing up, where ready.append(x)
+# looks the method up and makes a bound method first, on every call.
+_append = deque.append
 
 
 class TimerQueue:
@@ -84,7 +87,7 @@ class TimerQueue:
             if handle._cancelled:
                 self._ncancelled -= 1
             else:
-                ready.append(handle)
+                _append(ready, handle)
 
     def clear(self) -> None:
         for entry in self._heap:
