@@ -3,8 +3,10 @@
 Owns: the argument checks of the two connect functions, the coroutines that
 connect through the running loop (``create_connection``,
 ``create_unix_connection``) with a :class:`~treadle.net.streams.SocketStream`
-as the protocol, and :func:`wait_for_resource`, which runs such a coroutine
-for green code without leaking what it made if the green task is cancelled.
+as the protocol, :func:`wait_for_resource`, which runs such a coroutine for
+green code without leaking what it made if the green task is cancelled, and
+:func:`in_callers_style`, which the serve functions use too: the coroutine
+for async code, its result for green code.
 
 Never: reads or sends on a stream (``streams``), or accepts connections
 (``stream_server``).
@@ -21,7 +23,7 @@ from ..concurrency.waiting import current_loop, green_wait, in_async
 from ..green.task import check_timeout
 from .streams import SocketStream
 
-__all__ = ["open_tcp_stream", "open_unix_stream", "wait_for_resource"]
+__all__ = ["in_callers_style", "open_tcp_stream", "open_unix_stream", "wait_for_resource"]
 
 
 def _check_ssl(ssl: Any) -> _ssl.SSLContext | None:
@@ -65,8 +67,8 @@ def wait_for_resource(coro: Any, what: str) -> Any:
         raise
 
 
-def _connect(coro: Any, what: str) -> Any:
-    """Green code: run the connecting coroutine and return its stream; async code: return the coroutine."""
+def in_callers_style(coro: Any, what: str) -> Any:
+    """Green code: run ``coro`` (connecting, or starting a server) and return its result; async code: ``coro``."""
     if in_async():
         return coro
     return wait_for_resource(coro, what)
@@ -113,7 +115,7 @@ def open_tcp_stream(
             raise TypeError(f"server_hostname must be a str, got {type(server_hostname).__name__}")
         if context is None:
             raise ValueError("server_hostname is only meaningful with ssl")
-    return _connect(
+    return in_callers_style(
         _open_tcp(host, port, context, delay, local_addr, server_hostname), f"open_tcp_stream({host!r}, {port})"
     )
 
@@ -169,7 +171,7 @@ def open_unix_stream(
                 "must have), or a context with check_hostname off"
             )
         server_hostname = ""
-    return _connect(_open_unix(path, context, server_hostname), f"open_unix_stream({path!r})")
+    return in_callers_style(_open_unix(path, context, server_hostname), f"open_unix_stream({path!r})")
 
 
 async def _open_unix(path: str, context: _ssl.SSLContext | None, server_hostname: str | None) -> SocketStream:

@@ -42,7 +42,7 @@ from greenlet import getcurrent
 from ..concurrency.waiting import green_wait, in_async
 from ..green.hub import BlockingInHubError, get_hub
 from ..green.task import Greenlet, check_timeout
-from .stream_connect import wait_for_resource
+from .stream_connect import in_callers_style, wait_for_resource
 from .streams import SocketStream
 
 __all__ = ["SocketStreamServer", "serve_tcp", "serve_unix"]
@@ -513,12 +513,6 @@ def _check_options(ssl: Any, backlog: Any, max_connections: Any) -> None:
             raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-def _start(coro: Any, what: str) -> Any:
-    if in_async():
-        return coro
-    return wait_for_resource(coro, what)
-
-
 def serve_tcp(
     handler: Any,
     host: str | None,
@@ -547,7 +541,7 @@ def serve_tcp(
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be in 0..65535, got {port}")
     _check_options(ssl, backlog, max_connections)
-    return _start(
+    return in_callers_style(
         _serve_tcp(handler, is_async, host or None, port, ssl, backlog, max_connections),
         f"serve_tcp({host!r}, {port})",
     )
@@ -639,7 +633,9 @@ def serve_unix(
     if not path:
         raise ValueError("path must not be empty")
     _check_options(ssl, backlog, max_connections)
-    return _start(_serve_unix(handler, is_async, path, ssl, backlog, max_connections), f"serve_unix({path!r})")
+    return in_callers_style(
+        _serve_unix(handler, is_async, path, ssl, backlog, max_connections), f"serve_unix({path!r})"
+    )
 
 
 def _bind_unix(path: str | bytes, backlog: int) -> socket.socket:
