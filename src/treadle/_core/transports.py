@@ -386,9 +386,8 @@ def _receive_data(transport: SocketTransport, io: _StreamIO) -> None:
 def _receive_into_buffer(transport: SocketTransport, io: _StreamIO) -> None:
     if io.conn_lost:
         return
-    protocol = io.protocol
     try:
-        buf = protocol.get_buffer(-1)
+        buf = io.protocol.get_buffer(-1)
         if not len(buf):
             raise RuntimeError("get_buffer() returned an empty buffer")
     except (SystemExit, KeyboardInterrupt):
@@ -409,7 +408,7 @@ def _receive_into_buffer(transport: SocketTransport, io: _StreamIO) -> None:
         transport._read_ready__on_eof()
         return
     try:
-        protocol.buffer_updated(nbytes)
+        io.protocol.buffer_updated(nbytes)  # read again, as asyncio's transports do
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
