@@ -41,11 +41,15 @@ def test_base_event_loop_methods_write_the_state_the_iteration_reads() -> None:
         assert loop._debug is True
 
         async def made_in_debug() -> Any:
-            return asyncio.get_running_loop().call_soon(lambda: None)._source_traceback  # type: ignore[attr-defined]
+            running = asyncio.get_running_loop()
+            handle = running.call_soon(lambda: None)
+            future = running.create_future()  # asyncio's C Future asks loop.get_debug()
+            return handle._source_traceback, future._source_traceback  # type: ignore[attr-defined]
 
-        assert loop.run_until_complete(made_in_debug())  # a handle made in debug mode has its traceback
+        handle_tb, future_tb = loop.run_until_complete(made_in_debug())
+        assert handle_tb and future_tb  # made in debug mode: each has its traceback
         loop.set_debug(False)
-        assert loop.run_until_complete(made_in_debug()) is None
+        assert loop.run_until_complete(made_in_debug()) == (None, None)
 
         ran: list[int] = []
         loop.call_soon(ran.append, 1)

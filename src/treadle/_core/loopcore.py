@@ -4,7 +4,7 @@ Owns: :class:`LoopCore`, the first base class of ``CoreLoop`` (``loop``):
 the state read on every call and every iteration (the ready queue, the timer
 queue, the poller, the clock, the closed/stopping/debug flags, the hooks),
 the scheduling methods (``call_soon``, ``call_later``, ``call_at``,
-``call_soon_threadsafe``, ``create_future``, ``create_task``, ``time``), and
+``call_soon_threadsafe``, ``create_future``, ``create_task``, ``time``, ``get_debug``), and
 the functions that run the loop: one iteration (``run_once``), its sleep
 timeout, and ``run_until_stopped``.
 
@@ -132,6 +132,11 @@ class LoopCore:
 
     def time(self) -> float:
         return self._clock()
+
+    def get_debug(self) -> bool:
+        # BaseEventLoop's, read from the C field: asyncio's C Future and Task
+        # call it when each one is made.
+        return self._debug
 
     def call_soon(
         self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
