@@ -138,6 +138,63 @@ async def test_event_async_wait_is_awaitable_and_set_from_async_wakes_green_wait
     assert await ev.wait(timeout=0.05) is False and ev.statistics().tasks_waiting == 0 and now() == 0.1
 
 
+class _CountingEvent(treadle.Event):
+    """A user's subclass: its own attribute, and ``set`` and ``_try`` overridden."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+        self.tries = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+    def _try(self, who: Any) -> bool:
+        self.tries += 1
+        return super()._try(who)
+
+
+class _CountingLock(treadle.Lock):
+    __slots__ = ("acquired",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acquired = 0
+
+    def _try(self, me: Any) -> bool:
+        taken = super()._try(me)
+        self.acquired += taken
+        return taken
+
+
+@pytest.mark.parametrize("style", ["green", "async"])
+def test_subclasses_of_the_primitives_keep_their_overrides(style: str) -> None:
+    """Event and the others are extension types when compiled: a Python subclass's methods are still the ones called."""
+    ev, lock = _CountingEvent(), _CountingLock()
+
+    async def async_wait() -> Any:
+        async with lock:
+            return await ev.wait()
+
+    def green_wait() -> Any:
+        with lock:
+            return ev.wait()
+
+    def main() -> Any:
+        waiter = start(style, (green_wait, async_wait))
+        settle(lambda: ev.statistics().tasks_waiting == 1)
+        assert ev.tries == 1 and lock.acquired == 1 and lock.locked()
+        ev.set()
+        assert results([waiter]) == [True]
+        return ev.sets, ev.tries, lock.acquired, lock.locked()
+
+    assert treadle.run(main) == (1, 1, 1, False)
+    ev.x = 1  # type: ignore[attr-defined]  # a subclass without __slots__ has a __dict__
+    with pytest.raises(AttributeError):
+        lock.x = 1  # type: ignore[attr-defined]
+
+
 # -- Lock -------------------------------------------------------------------------------------------------
 
 

@@ -165,8 +165,8 @@ cdef bint _FAST
 
 cpdef bint uses_slot_offsets()
 
-cpdef object new_handle(object callback, tuple args, object loop, object context)
+cpdef object new_handle(object callback, tuple args, object loop, object context, bint debug)
 
-cpdef object new_timer(object when, object seq, object callback, tuple args, object loop, object context)
+cpdef object new_timer(object when, object seq, object callback, tuple args, object loop, object context, bint debug)
 
 cpdef run_ready(object handle)

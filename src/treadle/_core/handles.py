@@ -247,11 +247,15 @@ def uses_slot_offsets() -> bool:
 
 
 def new_handle(
-    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: contextvars.Context | None
+    callback: Callable[..., object],
+    args: tuple[Any, ...],
+    loop: Any,
+    context: contextvars.Context | None,
+    debug: bool,
 ) -> Handle:
-    """``Handle(callback, args, loop, context)``: the loop's way to make one."""
+    """``Handle(callback, args, loop, context)``: the loop's way to make one; ``debug``: the loop's ``_debug``."""
     if _FAST:
-        traceback = _caller_stack() if loop._debug else None
+        traceback = _caller_stack() if debug else None
         return _c_new_handle(callback, args, loop, context, traceback)  # type: ignore[name-defined, no-any-return]  # noqa: F821
     return Handle(callback, args, loop, context)
 
@@ -263,10 +267,14 @@ def new_timer(
     args: tuple[Any, ...],
     loop: Any,
     context: contextvars.Context | None,
+    debug: bool,
 ) -> TimerHandle:
-    """``TimerHandle(when, seq, callback, args, loop, context)``, marked scheduled: the loop pushes it on its heap."""
+    """``TimerHandle(when, seq, callback, args, loop, context)``, marked scheduled: the loop pushes it on its heap.
+
+    ``debug``: the loop's ``_debug``, read by the caller (a C field of the loop's).
+    """
     if _FAST:
-        traceback = _caller_stack() if loop._debug else None
+        traceback = _caller_stack() if debug else None
         return _c_new_timer(when, seq, callback, args, loop, context, traceback)  # type: ignore[name-defined, no-any-return]  # noqa: F821
     timer = TimerHandle(when, seq, callback, args, loop, context)
     timer._scheduled = True

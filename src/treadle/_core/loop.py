@@ -431,13 +431,13 @@ class CoreLoop(LoopCore, base_events.BaseEventLoop):
 
     def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
-        handle = new_handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None, self._debug)
         self._poller.set_reader(fileobj_to_fd(fd), handle)
         return handle
 
     def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
-        handle = new_handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None, self._debug)
         self._poller.set_writer(fileobj_to_fd(fd), handle)
         return handle
 
@@ -553,7 +553,7 @@ class CoreLoop(LoopCore, base_events.BaseEventLoop):
             _set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc)) from None
-        handle = new_handle(callback, args, self, None)
+        handle = new_handle(callback, args, self, None, self._debug)
         self._signal_handlers[sig] = handle
         try:
             _signal(sig, _sighandler_noop)

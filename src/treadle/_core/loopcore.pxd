@@ -9,7 +9,7 @@ from treadle._core.handles cimport new_handle, new_timer, run_ready
 from treadle._core.poller cimport Poller
 from treadle._core.timers cimport TimerQueue
 
-cdef object _append
+cdef object _append, _popleft
 
 
 cdef class LoopCore:
@@ -33,6 +33,8 @@ cdef class LoopCore:
     cdef public bint _wakeup_pending
     cdef public object _task_factory
 
+
+cpdef object schedule_soon(LoopCore loop, object callback, tuple args, object context)
 
 cpdef run_until_stopped(LoopCore loop)
 

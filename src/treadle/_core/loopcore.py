@@ -46,15 +46,17 @@ __all__ = [
     "registrations_lower_bound",
     "run_once",
     "run_until_stopped",
+    "schedule_soon",
 ]
 
 _Ts = TypeVarTuple("_Ts")
 
 MAXIMUM_SELECT_TIMEOUT = 24 * 3600.0
 _monotonic = time.monotonic
-# collections.deque.append, unbound: a call of it looks nothing up, where ready.append(x)
+# collections.deque.append and popleft, unbound: a call of one looks nothing up, where ready.append(x)
 # looks the method up and makes a bound method first, on every call.
 _append = collections.deque.append
+_popleft = collections.deque.popleft
 _Future = asyncio.Future  # the C type (asyncio's _asyncio.Future), as BaseEventLoop.create_future makes
 _Task = asyncio.Task  # the C type, as BaseEventLoop.create_task makes
 _base_create_task = base_events.BaseEventLoop.create_task
@@ -148,15 +150,13 @@ class LoopCore:
             check_callback(callback, "call_soon")
         elif not callable(callback):
             check_callback(callback, "call_soon")
-        handle = new_handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context, self._debug)
         _append(self._ready, handle)
         return handle
 
     # BaseEventLoop helpers (create_task, futures, executors) call this one.
     def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
-        handle = new_handle(callback, args, self, context)
-        _append(self._ready, handle)
-        return handle
+        return schedule_soon(self, callback, args, context)
 
     def call_later(
         self,
@@ -195,7 +195,7 @@ class LoopCore:
             raise RuntimeError("Event loop is closed")
         if self._debug or not callable(callback):  # as call_soon: coroutines are looked for in debug mode
             check_callback(callback, "call_soon_threadsafe")
-        handle = new_handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context, self._debug)
         _append(self._ready, handle)
         if not self._wakeup_pending:  # else the loop is already due to wake up
             self._write_to_self()
@@ -228,6 +228,17 @@ class LoopCore:
         return _Future(loop=self)  # type: ignore[arg-type]
 
 
+def schedule_soon(loop: LoopCore, callback: Callable[..., object], args: tuple[Any, ...], context: Any) -> Handle:
+    """``loop._call_soon``: a handle at the end of the ready queue, no checks; a C function for compiled callers.
+
+    The green wake-ups (a ``GreenWaiter``'s, ``green_wait``'s) schedule
+    through it without looking up a method of the loop.
+    """
+    handle = new_handle(callback, args, loop, context, loop._debug)
+    _append(loop._ready, handle)
+    return handle
+
+
 def run_until_stopped(loop: LoopCore) -> None:
     """Iterate ``loop`` until it is stopped (``run_forever``'s loop, without its set-up)."""
     while True:
@@ -256,9 +267,8 @@ def run_once(loop: LoopCore) -> None:
     if loop._debug:
         loop._run_ready_debug(ntodo)
         return
-    popleft = ready.popleft
     for _ in range(ntodo):
-        run_ready(popleft())
+        run_ready(_popleft(ready))
 
 
 def _sleep_timeout(loop: LoopCore) -> float:
@@ -303,6 +313,6 @@ def _schedule_at(loop: LoopCore, when: float, callback: Any, args: tuple[Any, ..
     timers = loop._timers
     timers._seq += 1
     seq = timers._seq
-    timer = new_timer(when, seq, callback, args, loop, context)
+    timer = new_timer(when, seq, callback, args, loop, context, loop._debug)
     heapq.heappush(timers._heap, (when, seq, timer))
     return timer

@@ -94,7 +94,7 @@ def _no_abandon(value: Any) -> None:
     """The abandon hook of a queue that has none."""
 
 
-def _wait_green(
+def _queue_and_wait_green(
     waiters: WaitQueue,
     prim: _Waitable,
     on_abandon: Callable[[Any], None] | None,
@@ -122,11 +122,13 @@ def _wait_green(
 class _Waitable:
     """The shared waiting logic: a WaitQueue, timeouts, and the two styles.
 
-    :meth:`_take` is the one shape of every blocking method: ``try_now()``
+    :meth:`_take` is the one shape of every blocking method: ``_try(who)``
     takes what is asked for if it can (True), else the caller queues and
-    waits; ``on_woken(value)`` turns what woke it into the result.  In async
-    code all of it runs when the returned coroutine first runs, so a task
-    cancelled before that never leaves a waiter behind.
+    waits; woken, it has it, unless its timeout passed.  In async code all
+    of it runs when the returned coroutine first runs, so a task cancelled
+    before that never leaves a waiter behind.  Compiled, an extension type
+    (``sync.pxd``): ``_take`` and ``_try`` are C methods that a subclass can
+    still override.
     """
 
     __slots__ = ("_waiters",)
@@ -134,48 +136,24 @@ class _Waitable:
     def __init__(self) -> None:
         self._waiters = WaitQueue()
 
-    def _take(
-        self,
-        try_now: Callable[[], bool],
-        on_woken: Callable[[Any], Any],
-        what: str,
-        blocking: bool = True,
-        timeout: float | None = None,
-        who: Any = None,
-    ) -> Any:
+    def _try(self, who: Any) -> bool:
+        """Take what the primitive gives, on behalf of ``who``, if it can now: True; else False (the caller waits)."""
+        raise NotImplementedError
+
+    def _take(self, who: Any, what: str, blocking: bool = True, timeout: float | None = None) -> Any:
+        """Take (``_try``), or wait in the queue until given: True; False if not ``blocking`` or after ``timeout``.
+
+        Green code: blocks and returns that.  Async code: a coroutine of it.
+        ``what`` names the wait if the program stalls.
+        """
         where = green_hub_or_async()
         if where is True:
-            return self._take_async(try_now, on_woken, blocking, timeout, who)
-        if try_now():
+            return _take_async(self, who, blocking, timeout)
+        if self._try(who):
             return True
         if not blocking or timeout == 0:
             return False
-        return on_woken(_wait_green(self._waiters, self, None, what, timeout, who, where or None))
-
-    async def _take_async(
-        self,
-        try_now: Callable[[], bool],
-        on_woken: Callable[[Any], Any],
-        blocking: bool,
-        timeout: float | None,
-        who: Any,
-    ) -> Any:
-        if try_now():
-            return True
-        if not blocking or timeout == 0:
-            return False
-        # _wait_async, inline: one coroutine less per wait.
-        waiters = self._waiters
-        fut, timer = start_async_wait(waiters, who, timeout)
-        try:
-            woken = await fut
-        except BaseException:
-            waiters.abandon(fut, self._abandon)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        return on_woken(woken)
+        return _queue_and_wait_green(self._waiters, self, None, what, timeout, who, where or None) is not _TIMED_OUT
 
     def _wait_green(
         self,
@@ -191,8 +169,8 @@ class _Waitable:
         ``hub``: the caller's hub if it has it (from ``green_hub()``).
         """
         if waiters is None:
-            return _wait_green(self._waiters, self, None, what, timeout, who, hub)
-        return _wait_green(waiters, self, on_abandon or _no_abandon, what, timeout, who, hub)
+            return _queue_and_wait_green(self._waiters, self, None, what, timeout, who, hub)
+        return _queue_and_wait_green(waiters, self, on_abandon or _no_abandon, what, timeout, who, hub)
 
     async def _wait_async(
         self,
@@ -216,6 +194,26 @@ class _Waitable:
 
     def _abandon(self, value: Any) -> None:
         """A waiter that was handed ``value`` left before it could use it (cancelled): pass it on."""
+
+
+async def _take_async(prim: _Waitable, who: Any, blocking: bool, timeout: float | None) -> bool:
+    """``_Waitable._take`` in async code: the coroutine it returns."""
+    if prim._try(who):
+        return True
+    if not blocking or timeout == 0:
+        return False
+    # _wait_async, inline: one coroutine less per wait.
+    waiters = prim._waiters
+    fut, timer = start_async_wait(waiters, who, timeout)
+    try:
+        woken = await fut
+    except BaseException:
+        waiters.abandon(fut, prim._abandon)
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return woken is not _TIMED_OUT
 
 
 class _Acquirable(_Waitable):
@@ -267,6 +265,9 @@ class Event(_Waitable):
     def is_set(self) -> bool:
         return self._flag
 
+    def _try(self, who: Any) -> bool:
+        return self._flag
+
     def set(self) -> None:
         if not self._flag:
             self._flag = True
@@ -278,7 +279,7 @@ class Event(_Waitable):
     def wait(self, timeout: float | None = None) -> Any:
         """Wait until the flag is set: True; False if ``timeout`` (s) passed first. Both styles."""
         timeout = check_timeout(timeout)
-        return self._take(self.is_set, _not_timed_out, "Event.wait()", True, timeout)
+        return self._take(None, "Event.wait()", True, timeout)
 
     def statistics(self) -> EventStatistics:
         return EventStatistics(tasks_waiting=len(self._waiters))
@@ -317,13 +318,13 @@ class Lock(_Acquirable):
     def _acquire_as(self, me: Any, blocking: bool = True, timeout: float | None = None) -> Any:
         """Acquire on behalf of ``me`` (worked out when the caller called, not when a coroutine runs)."""
         self._check_reentry(me)
-        return self._take(lambda: self._try_take(me), _not_timed_out, "Lock.acquire()", blocking, timeout, me)
+        return self._take(me, "Lock.acquire()", blocking, timeout)
 
     def _check_reentry(self, me: Any) -> None:
         if self._owner is me:
             raise RuntimeError("this task already holds the lock (use RLock to acquire it again)")
 
-    def _try_take(self, me: Any) -> bool:
+    def _try(self, me: Any) -> bool:
         if self._owner is None and not self._waiters:
             self._owner = me
             return True
@@ -333,7 +334,7 @@ class Lock(_Acquirable):
         """Take the lock if it is free (and nobody waits): True, else False. Never blocks."""
         me = _current_task()
         self._check_reentry(me)
-        return self._try_take(me)
+        return self._try(me)
 
     def release(self) -> None:
         """Give the lock up (only its owner may); the oldest waiter gets it."""
@@ -371,11 +372,11 @@ class RLock(Lock):
     def _check_reentry(self, me: Any) -> None:
         pass  # allowed
 
-    def _try_take(self, me: Any) -> bool:
+    def _try(self, me: Any) -> bool:
         if self._owner is me:
             self._count += 1
             return True
-        if super()._try_take(me):
+        if super()._try(me):
             self._count = 1
             return True
         return False
@@ -431,9 +432,12 @@ class Semaphore(_Acquirable):
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
         """Take a unit: True; False if not ``blocking`` and none is left, or after ``timeout`` (s). Both styles."""
         timeout = check_timeout(timeout)
-        return self._take(self.acquire_nowait, _not_timed_out, f"{type(self).__name__}.acquire()", blocking, timeout)
+        return self._take(None, f"{type(self).__name__}.acquire()", blocking, timeout)
 
     def acquire_nowait(self) -> bool:
+        return self._try(None)
+
+    def _try(self, who: Any) -> bool:
         if self._value > 0 and not self._waiters:
             self._value -= 1
             return True
@@ -685,15 +689,15 @@ class CapacityLimiter(_Acquirable):
         """Borrow a token for ``borrower`` (any object), waiting while none is free. Both styles."""
         if borrower in self._borrowers or self._waiters.waiting_for(borrower):
             raise RuntimeError(f"{borrower!r} already holds (or waits for) one of this CapacityLimiter's tokens")
-        taken = self._take(lambda: self._try_borrow(borrower), _true, "CapacityLimiter.acquire()", who=borrower)
+        taken = self._take(borrower, "CapacityLimiter.acquire()")
         return _returning_none(taken) if in_async() else None
 
     def acquire_on_behalf_of_nowait(self, borrower: Any) -> bool:
         if borrower in self._borrowers or self._waiters.waiting_for(borrower):
             raise RuntimeError(f"{borrower!r} already holds (or waits for) one of this CapacityLimiter's tokens")
-        return self._try_borrow(borrower)
+        return self._try(borrower)
 
-    def _try_borrow(self, borrower: Any) -> bool:
+    def _try(self, borrower: Any) -> bool:
         if len(self._borrowers) < self._total and not self._waiters:
             self._borrowers.add(borrower)
             return True
@@ -730,14 +734,6 @@ class CapacityLimiter(_Acquirable):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def _not_timed_out(value: Any) -> bool:
-    return value is not _TIMED_OUT
-
-
-def _true(value: Any) -> bool:
-    return True
 
 
 async def _returning_none(aw: Any) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from greenlet import getcurrent
 
 from .._core.loop import running_loop
+from .._core.loopcore import schedule_soon
 from ..green.bridge import green_wait
 from ..green.hub import WAKE_CONTEXT, Hub, get_hub, in_hub, switch_to_hub
 
@@ -97,7 +98,7 @@ class GreenWaiter:
             raise asyncio.InvalidStateError(f"invalid state: {self!r}")
         self._state = _DONE
         self._value = value
-        self._hub.loop._call_soon(self._wake, (), WAKE_CONTEXT)
+        schedule_soon(self._hub.loop, self._wake, (), WAKE_CONTEXT)
 
     def cancel(self, msg: Any = None) -> bool:
         """Mark it cancelled if it is pending (True); the waiting task is resumed by whoever cancels it."""
@@ -125,8 +126,29 @@ if TYPE_CHECKING:
     AnyWaiter: TypeAlias = "asyncio.Future[Any] | GreenWaiter"
 
 
+def _waiting(fut: AnyWaiter) -> bool:
+    """True while ``fut`` still waits (not done): a green waiter's state read as a C field when compiled."""
+    if type(fut) is GreenWaiter:
+        waiter: GreenWaiter = fut  # type: ignore[assignment]
+        return waiter._state == _PENDING
+    return not fut.done()
+
+
+def _complete(fut: AnyWaiter, value: Any) -> None:
+    """``fut.set_result(value)``: a green waiter's as a C call when compiled."""
+    if type(fut) is GreenWaiter:
+        waiter: GreenWaiter = fut  # type: ignore[assignment]
+        waiter.set_result(value)
+    else:
+        fut.set_result(value)
+
+
 class WaitQueue:
-    """The blocked callers of one primitive, oldest first: each a future and who it waits for."""
+    """The blocked callers of one primitive, oldest first: each a future and who it waits for.
+
+    Compiled, a final extension type (``waiting.pxd``) whose methods the
+    primitives call as C.
+    """
 
     __slots__ = ("_entries",)
 
@@ -152,7 +174,10 @@ class WaitQueue:
         return waiter
 
     def waiting_for(self, who: Any) -> bool:
-        return any(entry_who is who and not fut.done() for fut, entry_who in self._entries)
+        for fut, entry_who in self._entries:
+            if entry_who is who and _waiting(fut):
+                return True
+        return False
 
     def discard(self, fut: AnyWaiter) -> None:
         for i, (entry, _) in enumerate(self._entries):
@@ -162,10 +187,11 @@ class WaitQueue:
 
     def pop_first_live(self) -> tuple[AnyWaiter, Any] | None:
         """Take the oldest waiter that still waits off the queue: (future, who); the caller completes it."""
-        while self._entries:
-            fut, who = self._entries.popleft()
-            if not fut.done():
-                return fut, who
+        entries = self._entries
+        while entries:
+            entry = entries.popleft()
+            if _waiting(entry[0]):
+                return entry
         return None
 
     def put_back(self, entry: tuple[AnyWaiter, Any]) -> None:
@@ -176,9 +202,9 @@ class WaitQueue:
         """Complete with ``value`` every live waiter whose ``who`` matches."""
         woken = 0
         for fut, who in list(self._entries):
-            if match(who) and not fut.done():
+            if match(who) and _waiting(fut):
                 self.discard(fut)
-                fut.set_result(value)
+                _complete(fut, value)
                 woken += 1
         return woken
 
@@ -187,14 +213,18 @@ class WaitQueue:
         entry = self.pop_first_live()
         if entry is None:
             return False
-        entry[0].set_result(value)
+        _complete(entry[0], value)
         return True
 
     def wake_all(self, value: Any = True) -> int:
+        """Complete every live waiter with ``value``, oldest first; how many."""
+        entries = self._entries
         woken = 0
-        while (entry := self.pop_first_live()) is not None:
-            entry[0].set_result(value)
-            woken += 1
+        while entries:
+            fut = entries.popleft()[0]
+            if _waiting(fut):
+                _complete(fut, value)  # schedules its wake-up: nothing runs, nothing joins the queue here
+                woken += 1
         return woken
 
     def abandon(self, fut: AnyWaiter, on_abandon: Callable[[Any], None] | None) -> None:

@@ -5,12 +5,13 @@ cimport cython
 
 # The hub of a thread: compiled, in the thread state's dictionary.
 from treadle._core.loop cimport running_loop
+from treadle._core.loopcore cimport LoopCore
 from treadle._core.threadstate cimport thread_get, thread_set
 
 
 @cython.final
 cdef class Hub:
-    cdef public object loop
+    cdef public LoopCore loop
     cdef public object glet
     cdef public object fdwaits
     cdef public dict waiters
@@ -30,6 +31,10 @@ cdef Hub _thread_hub()
 
 cdef _set_thread_hub(Hub hub)
 
+cpdef bint in_hub() except -1
+
 cpdef Hub green_hub()
+
+cpdef object green_hub_or_async()
 
 cpdef object switch_to_hub(object what, Hub hub=*)
