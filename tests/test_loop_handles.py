@@ -50,6 +50,7 @@ def _noop(*args: Any) -> None:
 def test_the_compiled_core_reaches_the_slots_directly() -> None:
     # A silent fallback to the ordinary path would still pass every other test.
     assert handles.uses_slot_offsets() is treadle.compiled
+    assert handles.uses_own_traverse() is treadle.compiled
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -198,6 +199,88 @@ def test_a_handle_in_a_reference_cycle_is_collected(loop: Any) -> None:
     del holder
     gc.collect()
     assert ref() is None
+
+
+class _SlottedTimer(TimerHandle):
+    __slots__ = ("extra",)
+
+
+class _DictHandle(Handle):
+    pass
+
+
+def _make(kind: str, loop: Any, callback: Any, args: tuple[Any, ...], context: Any) -> Any:
+    if kind == "handle":
+        return loop.call_soon(callback, *args, context=context)
+    if kind == "timer":
+        return loop.call_later(60, callback, *args, context=context)
+    if kind == "slotted subclass":
+        return _SlottedTimer(loop.time() + 60, 0, callback, args, loop, context)
+    return _DictHandle(callback, args, loop, context)
+
+
+_CYCLES = [
+    (kind, through)
+    for kind in ("handle", "timer", "slotted subclass", "dict subclass")
+    for through in ("callback", "args", "context", "own attribute")
+    if through != "own attribute" or "subclass" in kind  # the loop's own classes take no attribute, as asyncio's
+]
+
+
+@pytest.mark.parametrize(("kind", "through"), _CYCLES)
+def test_the_collector_sees_every_reference_a_handle_holds(loop: Any, kind: str, through: str) -> None:
+    """A cycle through any slot (asyncio's, treadle's, a subclass's or its __dict__) is found and collected."""
+
+    class Node:
+        handle: Any = None
+
+        def method(self) -> None:
+            pass
+
+    node = Node()
+    context = contextvars.copy_context()
+    callback: Any = node.method if through == "callback" else _noop
+    args: tuple[Any, ...] = (node,) if through == "args" else ()
+    if through == "context":
+        context.run(_VAR.set, node)  # type: ignore[arg-type]
+    handle = _make(kind, loop, callback, args, context)
+    held = {"callback": callback, "args": handle._args, "context": context}.get(through)
+    if through == "own attribute":
+        handle.extra = held = node
+    assert any(o is held for o in gc.get_referents(handle))  # what the collector's traverse reports
+    node.handle = handle  # the cycle: handle -> ... -> node -> handle
+    ref = weakref.ref(node)
+    del node, handle, callback, args, context, held
+    loop._timers.clear()  # the loop's own references
+    loop._ready.clear()
+    gc.collect()
+    assert ref() is None
+
+
+def test_cancel_drops_the_callback_and_a_cancelled_timer_leaves_the_heap_when_it_compacts(loop: Any) -> None:
+    def callback(arg: object) -> None:
+        raise AssertionError("a cancelled callback ran")
+
+    arg = object()
+    before = (sys.getrefcount(callback), sys.getrefcount(arg))
+    timers = [loop.call_later(60 + i, callback, arg) for i in range(300)]
+    soon = loop.call_soon(callback, arg)
+    soon.cancel()
+    soon.cancel()  # twice: nothing more
+    assert soon.cancelled() and soon._callback is None and soon._args is None
+    for timer in timers[:151]:
+        timer.cancel()
+    # More than half cancelled: the heap was rebuilt without them, each marked as out of it.
+    assert len(loop._timers._heap) == 149 and len(loop._timers) == 149
+    assert all(not t._scheduled and t.cancelled() for t in timers[:151])
+    assert all(t._scheduled and not t.cancelled() for t in timers[151:])
+    for timer in timers[151:]:
+        timer.cancel()
+        timer.cancel()
+    assert len(loop._timers) == 0
+    assert (sys.getrefcount(callback), sys.getrefcount(arg)) == before
+    loop.call_soon(loop.stop)
+    loop.run_forever()
 
 
 def test_a_raising_callback_is_reported_with_its_handle(loop: Any) -> None:

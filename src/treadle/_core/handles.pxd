@@ -119,12 +119,131 @@ cdef extern from *:
         return timer;
     }
 
+    /* The collector's traverse of the two classes.  Python gives a class
+       with __slots__ subtype_traverse, which walks the member table of every
+       class up the chain on each call; this visits the same object slots
+       from one array of offsets made at import, and only the values that
+       the collector tracks.  (Collections traverse every handle alive,
+       several times over its life.) */
+    #define TREADLE_MAX_TRAVERSED 32
+    static Py_ssize_t treadle_trav_handle[TREADLE_MAX_TRAVERSED], treadle_trav_timer[TREADLE_MAX_TRAVERSED];
+    static int treadle_ntrav_handle = 0, treadle_ntrav_timer = 0;
+
+    /* The offsets of every object slot that `type`'s own traverse visits,
+       walking up while the traverse is `generic` (subtype_traverse).  1; 0
+       if the chain holds something else than object slots (a __dict__, a
+       base with a traverse of its own, too many slots). */
+    static int treadle_collect_slots(PyTypeObject *type, traverseproc generic, Py_ssize_t *out, int *n) {
+        PyTypeObject *base = type;
+        *n = 0;
+        if (type->tp_dictoffset != 0 || (type->tp_flags & Py_TPFLAGS_MANAGED_DICT))
+            return 0;
+        while (base != NULL && base->tp_traverse == generic) {
+            /* A class made by a class statement: its slots are its members. */
+            PyMemberDef *member = base->tp_members;
+            if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE))
+                return 0;
+            for (; member != NULL && member->name != NULL; member++) {
+                if (member->type != T_OBJECT_EX)
+                    continue;
+                if (*n == TREADLE_MAX_TRAVERSED)
+                    return 0;
+                out[(*n)++] = member->offset;
+            }
+            base = base->tp_base;
+        }
+        /* What is left must have nothing to traverse: object itself. */
+        return base != NULL && base->tp_traverse == NULL && base->tp_dictoffset == 0;
+    }
+
+    static int treadle_handle_traverse(PyObject *self, visitproc visit, void *arg) {
+        PyTypeObject *type = Py_TYPE(self);
+        const Py_ssize_t *offsets = treadle_trav_handle;
+        int i, n = treadle_ntrav_handle;
+        /* A subclass's own traverse visits its own slots, then calls this
+           with the instance: the slots are those of whichever class it extends. */
+        if (type == treadle_timer_type || (type != treadle_handle_type && PyType_IsSubtype(type, treadle_timer_type))) {
+            offsets = treadle_trav_timer;
+            n = treadle_ntrav_timer;
+        }
+        for (i = 0; i < n; i++) {
+            PyObject *value = TREADLE_SLOT(self, offsets[i]);
+            /* Only what the collector tracks: it passes over anything else
+               (None, a bool, the deadline), which cannot be part of a cycle. */
+            if (value != NULL && PyType_IS_GC(Py_TYPE(value))) {
+                int err = visit(value, arg);
+                if (err)
+                    return err;
+            }
+        }
+        Py_VISIT(type);  /* an instance of a heap type holds its type, as subtype_traverse says */
+        return 0;
+    }
+
+    /* After treadle_handle_slots_init: 1 if the two classes now use
+       treadle_handle_traverse, 0 if they keep Python's. */
+    static int treadle_handle_traverse_init(void) {
+        PyTypeObject *handle = treadle_handle_type, *timer = treadle_timer_type;
+        traverseproc generic;
+        if (handle == NULL || timer == NULL)
+            return 0;
+        generic = handle->tp_traverse;
+        if (generic == NULL || timer->tp_traverse != generic
+                || !treadle_collect_slots(handle, generic, treadle_trav_handle, &treadle_ntrav_handle)
+                || !treadle_collect_slots(timer, generic, treadle_trav_timer, &treadle_ntrav_timer))
+            return 0;
+        handle->tp_traverse = treadle_handle_traverse;
+        timer->tp_traverse = treadle_handle_traverse;
+        return 1;
+    }
+
     static CYTHON_INLINE int treadle_is_ours(PyObject *handle) {
         return Py_IS_TYPE(handle, treadle_handle_type) || Py_IS_TYPE(handle, treadle_timer_type);
     }
 
     static CYTHON_INLINE int treadle_handle_cancelled(PyObject *handle) {
         return TREADLE_SLOT(handle, treadle_off_cancelled) == Py_True;
+    }
+
+    static CYTHON_INLINE int treadle_is_timer(PyObject *handle) {
+        return Py_IS_TYPE(handle, treadle_timer_type);
+    }
+
+    static CYTHON_INLINE int treadle_timer_scheduled(PyObject *timer) {
+        return TREADLE_SLOT(timer, treadle_off_scheduled) == Py_True;
+    }
+
+    /* Slot `off` of one of ours = value (a new reference to it; the old one released). */
+    static CYTHON_INLINE void treadle_set_slot(PyObject *handle, Py_ssize_t off, PyObject *value) {
+        PyObject *old = TREADLE_SLOT(handle, off);
+        Py_INCREF(value);
+        TREADLE_SLOT(handle, off) = value;
+        Py_XDECREF(old);
+    }
+
+    static CYTHON_INLINE void treadle_set_cancelled(PyObject *handle) {
+        treadle_set_slot(handle, treadle_off_cancelled, Py_True);
+    }
+
+    static CYTHON_INLINE void treadle_set_unscheduled(PyObject *timer) {
+        treadle_set_slot(timer, treadle_off_scheduled, Py_False);
+    }
+
+    /* What cancel() drops: the callback and its arguments (None). */
+    static CYTHON_INLINE void treadle_drop_callback(PyObject *handle) {
+        treadle_set_slot(handle, treadle_off_callback, Py_None);
+        treadle_set_slot(handle, treadle_off_args, Py_None);
+    }
+
+    /* The handle's loop (a new reference); AttributeError if its slot is empty. */
+    static CYTHON_INLINE PyObject *treadle_handle_loop(PyObject *handle) {
+        PyObject *loop = TREADLE_SLOT(handle, treadle_off_loop);
+        if (loop == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_loop");
+            return NULL;
+        }
+        Py_INCREF(loop);
+        return loop;
     }
 
     /* context.run(callback, *args) for one of ours; the callback's result or
@@ -156,17 +275,33 @@ cdef extern from *:
     int _c_slots_init "treadle_handle_slots_init"(object handle_type, object timer_type) except -1
     object _c_new_handle "treadle_new_handle"(object callback, object args, object loop, object context, object traceback)
     object _c_new_timer "treadle_new_timer"(object when, object seq, object callback, object args, object loop, object context, object traceback)
+    int _c_traverse_init "treadle_handle_traverse_init"()
     bint _c_is_ours "treadle_is_ours"(object handle)
     bint _c_cancelled "treadle_handle_cancelled"(object handle)
+    bint _c_is_timer "treadle_is_timer"(object handle)
+    bint _c_scheduled "treadle_timer_scheduled"(object timer)
+    void _c_set_cancelled "treadle_set_cancelled"(object handle)
+    void _c_set_unscheduled "treadle_set_unscheduled"(object timer)
+    void _c_drop_callback "treadle_drop_callback"(object handle)
+    object _c_loop "treadle_handle_loop"(object handle)
     object _c_call "treadle_handle_call"(object handle)
 
 cdef bint _COMPILED
 cdef bint _FAST
+cdef bint _OWN_TRAVERSE
 
 cpdef bint uses_slot_offsets()
+
+cpdef bint uses_own_traverse()
 
 cpdef object new_handle(object callback, tuple args, object loop, object context, bint debug)
 
 cpdef object new_timer(object when, object seq, object callback, tuple args, object loop, object context, bint debug)
 
 cpdef run_ready(object handle)
+
+cdef _cancel_ours(object handle)
+
+cpdef bint timer_cancelled(object timer) except -1
+
+cpdef timer_unschedule(object timer)

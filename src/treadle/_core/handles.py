@@ -11,8 +11,10 @@ it is queued.  Both classes have the attributes and methods of
 handles (``cancel()``, ``cancelled()``, ``when()``, ``get_context()``) works.
 
 Also owns the loop's hot path for its own handles: :func:`new_handle` and
-:func:`new_timer` (make one, as the classes' constructors do) and
-:func:`run_ready` (run one unless it was cancelled).
+:func:`new_timer` (make one, as the classes' constructors do),
+:func:`run_ready` (run one unless it was cancelled), ``cancel()`` and the
+timer queue's reads and writes of a timer's state (:func:`timer_cancelled`,
+:func:`timer_unschedule`).
 
 Discussion: handles are the most allocated objects of the loop, so they use
 ``__slots__`` and keep ``_run`` short; the slow path (formatting the callback
@@ -27,7 +29,10 @@ interpreter's own slot descriptors report (``handles.pxd``), found and checked
 once at import: a handle made that way is the same object, with the same
 slots set, as one made by ``__init__``.  If the descriptors are not the plain
 object slots expected, or the module runs as Python, the functions take the
-ordinary path.
+ordinary path.  Compiled, the two classes also get a traverse function for the
+cyclic garbage collector that visits the same slots from one array of offsets
+(Python's own walks every class's member table on each call; a collection
+traverses every handle alive).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any
 
 from .._accel import is_extension_file
 
-__all__ = ["Handle", "TimerHandle", "new_handle", "new_timer", "run_ready"]
+__all__ = ["Handle", "TimerHandle", "new_handle", "new_timer", "run_ready", "timer_cancelled", "timer_unschedule"]
 
 _CORE_DIR = os.path.dirname(os.path.abspath(__file__))
 _copy_context = contextvars.copy_context  # one global lookup per handle instead of two
@@ -123,6 +128,9 @@ class Handle(asyncio.Handle):
         return self._context
 
     def cancel(self) -> None:
+        if _FAST and _c_is_ours(self):  # type: ignore[name-defined]  # noqa: F821
+            _cancel_ours(self)
+            return
         if not self._cancelled:
             self._cancelled = True
             if self._loop._debug:
@@ -226,6 +234,9 @@ class TimerHandle(Handle, asyncio.TimerHandle):
         return self._when
 
     def cancel(self) -> None:
+        if _FAST and _c_is_ours(self):  # type: ignore[name-defined]  # noqa: F821
+            _cancel_ours(self)
+            return
         if not self._cancelled:
             scheduled = self._scheduled
             # Mark it cancelled first: on_cancel may compact the heap, which
@@ -239,11 +250,18 @@ class TimerHandle(Handle, asyncio.TimerHandle):
 # C helpers declared in handles.pxd exist; as Python, they are never looked up.
 _COMPILED = is_extension_file(__file__)
 _FAST = _COMPILED and _c_slots_init(Handle, TimerHandle) == 1  # type: ignore[name-defined]  # noqa: F821
+# The collector's traverse of the two classes, from the offsets of their object slots.
+_OWN_TRAVERSE = _FAST and _c_traverse_init() == 1  # type: ignore[name-defined]  # noqa: F821
 
 
 def uses_slot_offsets() -> bool:
     """True if the hot path reaches the handles' slots directly (compiled, and the slots are as expected)."""
     return _FAST
+
+
+def uses_own_traverse() -> bool:
+    """True if the collector traverses the handles through the compiled module's function (one array of offsets)."""
+    return _OWN_TRAVERSE
 
 
 def new_handle(
@@ -298,3 +316,39 @@ def run_ready(handle: Any) -> None:
             _report(handle, exc)
     elif not handle._cancelled:
         handle._run()
+
+
+def _cancel_ours(handle: Any) -> None:
+    """``cancel()`` of a handle or timer of this module's two classes, on its slots (compiled only).
+
+    The same steps as the methods: cancelled first (compacting the timer
+    heap must see it cancelled), the repr kept in debug mode, the callback
+    and its arguments dropped, a scheduled timer counted by its queue.
+    """
+    if _c_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
+        return
+    loop = _c_loop(handle)  # type: ignore[name-defined]  # noqa: F821
+    scheduled = _c_is_timer(handle) and _c_scheduled(handle)  # type: ignore[name-defined]  # noqa: F821
+    _c_set_cancelled(handle)  # type: ignore[name-defined]  # noqa: F821
+    if loop._debug:
+        # Keep the callback in the repr so that a slow-callback warning
+        # can still name it after the references are dropped.
+        handle._repr = repr(handle)
+    _c_drop_callback(handle)  # type: ignore[name-defined]  # noqa: F821
+    if scheduled:
+        loop._timers.on_cancel(handle)
+
+
+def timer_cancelled(timer: Any) -> bool:
+    """``timer._cancelled``, read from its slot if it is one of this module's (compiled)."""
+    if _FAST and _c_is_ours(timer):  # type: ignore[name-defined]  # noqa: F821
+        return _c_cancelled(timer)  # type: ignore[name-defined, no-any-return]  # noqa: F821
+    return timer._cancelled  # type: ignore[no-any-return]
+
+
+def timer_unschedule(timer: Any) -> None:
+    """``timer._scheduled = False`` (it left the timer heap), on its slot if it is one of this module's (compiled)."""
+    if _FAST and _c_is_timer(timer):  # type: ignore[name-defined]  # noqa: F821
+        _c_set_unscheduled(timer)  # type: ignore[name-defined]  # noqa: F821
+    else:
+        timer._scheduled = False

@@ -4,6 +4,8 @@
 # schedules a timer by pushing on _heap itself, hence the public fields.
 cimport cython
 
+from treadle._core.handles cimport timer_cancelled, timer_unschedule
+
 cdef Py_ssize_t _COMPACT_MIN
 cdef object _append
 
@@ -19,3 +21,6 @@ cdef class TimerQueue:
 
     @cython.locals(heap=list, end=double)
     cpdef pop_due(self, double end, object ready)
+
+    @cython.locals(heap=list, live=list)
+    cpdef on_cancel(self, object handle)

@@ -20,7 +20,7 @@ import heapq
 from collections import deque
 from typing import Any
 
-from .handles import TimerHandle
+from .handles import TimerHandle, timer_cancelled, timer_unschedule
 
 __all__ = ["TimerQueue"]
 
@@ -58,8 +58,8 @@ class TimerQueue:
             live = []
             for entry in heap:
                 h = entry[2]
-                if h._cancelled:
-                    h._scheduled = False
+                if timer_cancelled(h):
+                    timer_unschedule(h)
                 else:
                     live.append(entry)
             heapq.heapify(live)
@@ -71,10 +71,10 @@ class TimerQueue:
         heap = self._heap
         while heap:
             handle = heap[0][2]
-            if not handle._cancelled:
+            if not timer_cancelled(handle):
                 return heap[0][0]
             heapq.heappop(heap)
-            handle._scheduled = False
+            timer_unschedule(handle)
             self._ncancelled -= 1
         return None
 
@@ -83,15 +83,15 @@ class TimerQueue:
         heap = self._heap
         while heap and heap[0][0] <= end:
             handle = heapq.heappop(heap)[2]
-            handle._scheduled = False
-            if handle._cancelled:
+            timer_unschedule(handle)
+            if timer_cancelled(handle):
                 self._ncancelled -= 1
             else:
                 _append(ready, handle)
 
     def clear(self) -> None:
         for entry in self._heap:
-            entry[2]._scheduled = False
+            timer_unschedule(entry[2])
         self._heap = []
         self._ncancelled = 0
 
