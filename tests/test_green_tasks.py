@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gc
+import inspect
 import math
 import random
 import subprocess
@@ -430,6 +432,9 @@ def test_joinall_with_timeout_returns_the_ones_done() -> None:
         quick = treadle.spawn(lambda: "quick")
         slow = treadle.spawn(blocker, fut)
         assert treadle.joinall([quick, slow], timeout=0.01) == [quick]
+        assert treadle.joinall([slow, quick], timeout=0.01) == [quick]
+        others = [treadle.spawn(blocker, fut) for _ in range(3)]
+        assert treadle.joinall([*others, slow, quick], timeout=0.01) == [quick]
         assert treadle.joinall([slow], timeout=0) == []
         fut.set_result(None)
         assert treadle.joinall([quick, slow], timeout=30) == [quick, slow]
@@ -494,6 +499,44 @@ def test_spawn_of_a_coroutine_function_is_a_type_error_naming_create_task() -> N
     def main() -> None:
         with pytest.raises(TypeError, match="create_task"):
             treadle.spawn(coroutine_function)
+        # Wrapped or marked, it is still told apart from a plain function.
+        with pytest.raises(TypeError, match="create_task"):
+            treadle.spawn(functools.partial(coroutine_function))
+        with pytest.raises(TypeError, match="create_task"):
+            treadle.Greenlet(Holder().method)
+        if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+
+            def marked() -> Any:
+                return coroutine_function()
+
+            inspect.markcoroutinefunction(marked)
+            with pytest.raises(TypeError, match="create_task"):
+                treadle.spawn(marked)
+
+        def plain_with_an_attribute() -> str:
+            return "plain"
+
+        plain_with_an_attribute.note = "an attribute of its own"  # type: ignore[attr-defined]
+        assert treadle.spawn(plain_with_an_attribute).get() == "plain"
+
+    class Holder:
+        async def method(self) -> None:
+            pass
+
+    treadle.run(main)
+
+
+def test_spawn_of_a_wrapped_generator_function_runs_a_generator_task() -> None:
+    def counting(n: int) -> Any:
+        total = 0
+        for i in range(n):
+            yield  # a bare yield: one trip through the loop
+            total += i
+        return total
+
+    def main() -> None:
+        assert treadle.spawn(counting, 4).get() == 6
+        assert treadle.spawn(functools.partial(counting, 5)).get() == 10
 
     treadle.run(main)
 

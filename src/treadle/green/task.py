@@ -26,6 +26,7 @@ import contextvars
 import inspect
 import itertools
 import math
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -41,6 +42,21 @@ _PENDING, _CANCELLED, _FINISHED = "PENDING", "CANCELLED", "FINISHED"
 # threading._DummyThread there).  Empty unless something registered.
 exit_hooks: list[Callable[[Any], None]] = []
 _counter = itertools.count(1)
+
+
+def _is_coroutine_function(fn: Any) -> bool:
+    # A plain function with no attributes of its own (which is what spawn() is
+    # given nearly always) is told by its code's flags alone; anything else asks
+    # inspect, which knows methods, partials and markcoroutinefunction().
+    if type(fn) is types.FunctionType and not fn.__dict__:
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn)
+
+
+def _is_generator_function(fn: Any) -> bool:
+    if type(fn) is types.FunctionType:
+        return bool(fn.__code__.co_flags & inspect.CO_GENERATOR)
+    return inspect.isgeneratorfunction(fn)
 
 
 def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
@@ -105,7 +121,7 @@ class Greenlet(greenlet):
     def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         if not callable(fn):
             raise TypeError(f"a green task needs a callable, got {fn!r}")
-        if inspect.iscoroutinefunction(fn):
+        if _is_coroutine_function(fn):
             raise TypeError(
                 f"{getattr(fn, '__qualname__', fn)!r} is a coroutine function: run it as an async task "
                 "(loop.create_task(fn(...))) or await it; spawn() takes plain functions"
@@ -416,19 +432,23 @@ def raise_blocking_in_hub(what: str, fix: str) -> None:
 
 def _wait_for_tasks(tasks: Sequence[Any], timeout: float | None, count: int, what: str) -> None:
     """Block until ``count`` of ``tasks`` are done, or ``timeout`` passes."""
-    waiter = Waiter()
-    remaining = [count - sum(1 for t in tasks if t.done())]
-    if remaining[0] <= 0:
+    pending = [t for t in tasks if not t.done()]
+    needed = count - (len(tasks) - len(pending))
+    if needed <= 0:
         return
+    if needed == len(pending):
+        _wait_for_each(pending, timeout, what)
+        return
+    waiter = Waiter()
+    remaining = [needed]
 
     def on_done(task: Any) -> None:
         remaining[0] -= 1
         if remaining[0] <= 0:
             waiter.switch()
 
-    for t in tasks:
-        if not t.done():
-            t.add_done_callback(on_done)
+    for t in pending:
+        t.add_done_callback(on_done)
     loop = get_hub().loop
     timer = loop.call_later(timeout, waiter.switch) if timeout is not None else None
     try:
@@ -436,8 +456,35 @@ def _wait_for_tasks(tasks: Sequence[Any], timeout: float | None, count: int, wha
     finally:
         if timer is not None:
             timer.cancel()
-        for t in tasks:
+        for t in pending:
             t.remove_done_callback(on_done)
+
+
+def _wait_for_each(tasks: list[Any], timeout: float | None, what: str) -> None:
+    """Block until every one of ``tasks`` is done, or ``timeout`` passes.
+
+    Waits for one task at a time, in order: the tasks that end meanwhile cost
+    nothing more, so joining many tasks that run together costs a few wake-ups,
+    not a done-callback and a wake-up for each.
+    """
+    loop = get_hub().loop
+    deadline = None if timeout is None else loop.time() + timeout
+    for t in tasks:
+        if t.done():
+            continue
+        waiter = Waiter()
+        t.add_done_callback(waiter.switch)
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(deadline, waiter.switch)
+        try:
+            waiter.wait(what)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            t.remove_done_callback(waiter.switch)
+        if not t.done():
+            return  # the timeout passed
 
 
 def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -445,7 +492,7 @@ def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
 
     A generator function runs as a generator task (see ``treadle.green.generators``).
     """
-    if inspect.isgeneratorfunction(fn):
+    if _is_generator_function(fn):
         from .generators import GeneratorTask
 
         return GeneratorTask(fn(*args, **kwargs)).start()
