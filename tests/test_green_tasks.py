@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import greenlet
 import pytest
 
 import treadle
@@ -158,6 +159,55 @@ def test_names_are_distinct_by_default_and_settable() -> None:
 
 
 # -- join, get, ready, successful, value, exception ------------------------------------
+
+
+def test_a_subclass_of_greenlet_keeps_its_own_attributes_and_overrides() -> None:
+    """gevent's habit: subclass Greenlet, keep state on the task, override methods; weak references work."""
+
+    class Tagged(treadle.Greenlet):
+        def __init__(self, tag: str) -> None:
+            super().__init__(self.work)
+            self.tag = tag  # an attribute of the subclass's own, in the instance dictionary
+            self.log: list[str] = []
+
+        def work(self) -> str:
+            self.log.append("work")
+            return f"{self.tag}: {self.name}"
+
+        def start(self) -> Tagged:
+            self.log.append("start")
+            return super().start()  # type: ignore[return-value]
+
+    def main() -> None:
+        task = Tagged("mine").start()
+        ref = weakref.ref(task)
+        task.name = "tagged"
+        assert task.get() == "mine: tagged"
+        assert task.log == ["start", "work"] and task.__dict__["tag"] == "mine"
+        assert isinstance(task, greenlet.greenlet) and ref() is task
+        assert treadle.joinall([Tagged(str(i)).start() for i in range(3)])[2].get().startswith("2: Greenlet-")
+
+    treadle.run(main)
+
+
+def test_a_finished_task_in_a_cycle_through_its_own_state_is_collected() -> None:
+    """The collector sees every field of a task: its result, its arguments, its callbacks."""
+    refs: list[weakref.ref[treadle.Greenlet]] = []
+
+    def main() -> None:
+        returns_itself = treadle.spawn(greenlet.getcurrent)  # its result is the task
+        holder: list[Any] = []
+        in_its_args = treadle.spawn(holder.append, 1)
+        holder.append(in_its_args)  # the task's callable holds the task
+        treadle.joinall([returns_itself, in_its_args])
+        assert returns_itself.get() is returns_itself
+        unfinished = treadle.Greenlet(lambda: None)
+        unfinished.add_done_callback(lambda _: unfinished)  # a callback that holds its task
+        refs.extend(weakref.ref(t) for t in (returns_itself, in_its_args, unfinished))
+
+    treadle.run(main)
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
 
 
 def test_join_returns_none_and_join_with_timeout_gives_up() -> None:

@@ -110,7 +110,7 @@ class Greenlet(greenlet):
 
     # Slots rather than the instance dictionary (which the greenlet base still
     # offers for attributes of a user's own): an idle task is mostly its saved
-    # stack and this object.
+    # stack and this object.  Compiled, they are the C fields of task.pxd.
     __slots__ = (
         "_hub", "_loop", "_fn", "_args", "_kwargs", "_name", "_state", "_result", "_exc", "_callbacks",
         "_log_traceback", "_started", "_cancel_requested", "_cancel_message", "_num_cancels_requested",
@@ -126,7 +126,8 @@ class Greenlet(greenlet):
                 f"{getattr(fn, '__qualname__', fn)!r} is a coroutine function: run it as an async task "
                 "(loop.create_task(fn(...))) or await it; spawn() takes plain functions"
             )
-        greenlet.__init__(self)
+        # greenlet.__init__ is not called: with no run or parent given it sets
+        # nothing, and greenlet's __new__ made the greenlet already.
         self._asyncio_future_blocking = False
         hub = get_hub()
         self._hub = hub
@@ -212,7 +213,7 @@ class Greenlet(greenlet):
         self._result = result
         self._exc = exc
         self._state = _FINISHED
-        self._hub.tasks.discard(self)
+        self._forget()
         for hook in exit_hooks:
             hook(self)
         if exc is not None:
@@ -231,10 +232,17 @@ class Greenlet(greenlet):
     def _finish_cancelled(self, exc: BaseException) -> None:
         self._exc = exc if isinstance(exc, asyncio.CancelledError) else asyncio.CancelledError()
         self._state = _CANCELLED
-        self._hub.tasks.discard(self)
+        self._forget()
         for hook in exit_hooks:
             hook(self)
         self._schedule_callbacks()
+
+    def _forget(self) -> None:
+        # The hub is None only when the collector cleared this task's fields
+        # before greenlet, freeing it unfinished, threw GreenletExit in.
+        hub = self._hub
+        if hub is not None:
+            hub.tasks.discard(self)
 
     def _schedule_callbacks(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
