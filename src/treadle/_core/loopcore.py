@@ -216,10 +216,11 @@ class LoopCore:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         task: Any = _Task(coro, loop=self, name=name, context=context)  # type: ignore[arg-type]
-        stack = task._source_traceback  # debug mode: where the task was made
-        if stack and stack[-1].filename == __file__:
-            # This method's own frame (as Python; compiled, it has none).
-            del stack[-1]
+        if self._debug:
+            stack = task._source_traceback  # where the task was made
+            if stack and stack[-1].filename == __file__:
+                # This method's own frame (as Python; compiled, it has none).
+                del stack[-1]
         return task
 
     def create_future(self) -> asyncio.Future[Any]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from .hub import BlockingInHubError, Waiter, get_hub, in_hub, throw_into
+from .hub import WAKE_CONTEXT, BlockingInHubError, Waiter, get_hub, in_hub, throw_into
 
 __all__ = ["Greenlet", "joinall", "killall", "spawn", "spawn_later"]
 
@@ -44,18 +44,23 @@ exit_hooks: list[Callable[[Any], None]] = []
 _counter = itertools.count(1)
 
 
+_FUNCTION = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
+_CO_GENERATOR = inspect.CO_GENERATOR
+
+
 def _is_coroutine_function(fn: Any) -> bool:
     # A plain function with no attributes of its own (which is what spawn() is
     # given nearly always) is told by its code's flags alone; anything else asks
     # inspect, which knows methods, partials and markcoroutinefunction().
-    if type(fn) is types.FunctionType and not fn.__dict__:
-        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    if type(fn) is _FUNCTION and not fn.__dict__:
+        return bool(fn.__code__.co_flags & _CO_COROUTINE)
     return inspect.iscoroutinefunction(fn)
 
 
 def _is_generator_function(fn: Any) -> bool:
-    if type(fn) is types.FunctionType:
-        return bool(fn.__code__.co_flags & inspect.CO_GENERATOR)
+    if type(fn) is _FUNCTION:
+        return bool(fn.__code__.co_flags & _CO_GENERATOR)
     return inspect.isgeneratorfunction(fn)
 
 
@@ -167,7 +172,9 @@ class Greenlet(greenlet):
     def start(self) -> Greenlet:
         """Schedule the task to start on the next loop iteration; returns it."""
         if self._start_handle is None and not self._started and self._state == _PENDING:
-            self._start_handle = self._loop.call_soon(self._start)
+            # WAKE_CONTEXT: _start only switches in, and the task runs in its
+            # greenlet's own context, so no copy of the current one is made.
+            self._start_handle = self._loop.call_soon(self._start, context=WAKE_CONTEXT)
             self._hub.tasks.add(self)
         return self
 
@@ -175,7 +182,7 @@ class Greenlet(greenlet):
         """Schedule the task to start after ``seconds``; returns it."""
         seconds = check_timeout(seconds, "seconds") or 0.0
         if self._start_handle is None and not self._started and self._state == _PENDING:
-            self._start_handle = self._loop.call_later(seconds, self._start)
+            self._start_handle = self._loop.call_later(seconds, self._start, context=WAKE_CONTEXT)
             self._hub.tasks.add(self)
         return self
 
