@@ -51,6 +51,7 @@ def test_the_compiled_core_reaches_the_slots_directly() -> None:
     # A silent fallback to the ordinary path would still pass every other test.
     assert handles.uses_slot_offsets() is treadle.compiled
     assert handles.uses_own_traverse() is treadle.compiled
+    assert handles.uses_own_dealloc() is treadle.compiled
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -255,6 +256,61 @@ def test_the_collector_sees_every_reference_a_handle_holds(loop: Any, kind: str,
     loop._timers.clear()  # the loop's own references
     loop._ready.clear()
     gc.collect()
+    assert ref() is None
+
+
+class _FinalizedHandle(Handle):
+    __slots__ = ("extra",)
+    finalized: list[str] = []
+
+    def __del__(self) -> None:
+        _FinalizedHandle.finalized.append(type(self.extra).__name__)
+
+
+@pytest.mark.parametrize("kind", ["handle", "timer", "slotted subclass", "dict subclass", "subclass with __del__"])
+def test_a_freed_handle_releases_everything_it_holds(loop: Any, kind: str) -> None:
+    """Freeing a handle (ours, or a subclass's, whose own deallocator runs first) drops every reference it holds.
+
+    Its callback, arguments, context, a subclass's slot or attribute and its class each get their
+    reference back, a weak reference to it is called back, and a subclass's finalizer runs once.
+    """
+
+    class Marker:
+        pass
+
+    def callback(arg: object) -> None:
+        pass
+
+    arg, extra, context = Marker(), Marker(), contextvars.copy_context()
+    if kind == "subclass with __del__":
+        handle: Any = _FinalizedHandle(callback, (arg,), loop, context)
+        _FinalizedHandle.finalized.clear()
+    else:
+        handle = _make(kind, loop, callback, (arg,), context)
+    if "subclass" in kind:
+        handle.extra = extra
+    loop._timers.clear()  # the loop's own references
+    loop._ready.clear()
+    cls = type(handle)
+    before = [sys.getrefcount(o) for o in (callback, arg, extra, context, cls)]
+    called: list[str] = []
+    ref = weakref.ref(handle, lambda _: called.append("weakref"))
+    del handle
+    assert ref() is None and called == ["weakref"]
+    after = [sys.getrefcount(o) for o in (callback, arg, extra, context, cls)]
+    held = [1, 1, 1 if "subclass" in kind else 0, 1, 1]  # what the handle held of each
+    assert [b - a for b, a in zip(before, after, strict=True)] == held
+    if kind == "subclass with __del__":
+        assert _FinalizedHandle.finalized == ["Marker"]  # it saw its slot before the slots were cleared
+
+
+def test_a_long_chain_of_handles_is_freed_without_exhausting_the_stack(loop: Any) -> None:
+    """Each handle holds the next as its argument: freeing the first frees them all, level by level."""
+    head: Any = None
+    for _ in range(200_000):
+        head = Handle(_noop, (head,), loop, None)
+    ref = weakref.ref(head)
+    del head
     assert ref() is None
 
 

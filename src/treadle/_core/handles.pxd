@@ -180,11 +180,61 @@ cdef extern from *:
         return 0;
     }
 
-    /* After treadle_handle_slots_init: 1 if the two classes now use
-       treadle_handle_traverse, 0 if they keep Python's. */
+    /* The same visits, unrolled, when the classes' object slots are exactly
+       the ten that treadle_handle_slots_init found by name (asyncio's
+       Handle and TimerHandle, and treadle's _seq): the collector calls a
+       traverse about ten times over a callback's life, and the loop over
+       the array cost half of each call. */
+    #define TREADLE_VISIT_SLOT(off) do { \
+            PyObject *value_ = TREADLE_SLOT(self, (off)); \
+            if (value_ != NULL && PyType_IS_GC(Py_TYPE(value_))) { \
+                int err_ = visit(value_, arg); \
+                if (err_) \
+                    return err_; \
+            } \
+        } while (0)
+
+    static int treadle_handle_traverse_named(PyObject *self, visitproc visit, void *arg) {
+        PyTypeObject *type = Py_TYPE(self);
+        TREADLE_VISIT_SLOT(treadle_off_loop);
+        TREADLE_VISIT_SLOT(treadle_off_callback);
+        TREADLE_VISIT_SLOT(treadle_off_args);
+        TREADLE_VISIT_SLOT(treadle_off_context);
+        TREADLE_VISIT_SLOT(treadle_off_cancelled);
+        TREADLE_VISIT_SLOT(treadle_off_repr);
+        TREADLE_VISIT_SLOT(treadle_off_traceback);
+        if (type == treadle_timer_type || (type != treadle_handle_type && PyType_IsSubtype(type, treadle_timer_type))) {
+            TREADLE_VISIT_SLOT(treadle_off_when);
+            TREADLE_VISIT_SLOT(treadle_off_seq);
+            TREADLE_VISIT_SLOT(treadle_off_scheduled);
+        }
+        Py_VISIT(type);
+        return 0;
+    }
+
+    /* 1 if the n offsets of `found` are those of `named`, in any order. */
+    static int treadle_same_offsets(const Py_ssize_t *found, int n, const Py_ssize_t *named, int n_named) {
+        int i, j;
+        if (n != n_named)
+            return 0;
+        for (i = 0; i < n; i++) {
+            for (j = 0; j < n_named && named[j] != found[i]; j++)
+                ;
+            if (j == n_named)
+                return 0;
+            for (j = 0; j < i; j++)
+                if (found[j] == found[i])
+                    return 0;
+        }
+        return 1;
+    }
+
+    /* After treadle_handle_slots_init: 1 if the two classes now use one of
+       the traverses above, 0 if they keep Python's. */
     static int treadle_handle_traverse_init(void) {
         PyTypeObject *handle = treadle_handle_type, *timer = treadle_timer_type;
-        traverseproc generic;
+        traverseproc generic, ours = treadle_handle_traverse;
+        Py_ssize_t named[10];
         if (handle == NULL || timer == NULL)
             return 0;
         generic = handle->tp_traverse;
@@ -192,8 +242,75 @@ cdef extern from *:
                 || !treadle_collect_slots(handle, generic, treadle_trav_handle, &treadle_ntrav_handle)
                 || !treadle_collect_slots(timer, generic, treadle_trav_timer, &treadle_ntrav_timer))
             return 0;
-        handle->tp_traverse = treadle_handle_traverse;
-        timer->tp_traverse = treadle_handle_traverse;
+        named[0] = treadle_off_loop; named[1] = treadle_off_callback; named[2] = treadle_off_args;
+        named[3] = treadle_off_context; named[4] = treadle_off_cancelled; named[5] = treadle_off_repr;
+        named[6] = treadle_off_traceback; named[7] = treadle_off_when; named[8] = treadle_off_seq;
+        named[9] = treadle_off_scheduled;
+        if (treadle_same_offsets(treadle_trav_handle, treadle_ntrav_handle, named, 7)
+                && treadle_same_offsets(treadle_trav_timer, treadle_ntrav_timer, named, 10))
+            ours = treadle_handle_traverse_named;
+        handle->tp_traverse = ours;
+        timer->tp_traverse = ours;
+        return 1;
+    }
+
+    /* The deallocator of the two classes.  Python's (subtype_dealloc) walks
+       the class chain and each class's member table to clear the slots; this
+       does the same steps from the offsets that the traverse uses.  A
+       subclass's own subtype_dealloc calls it as its base's deallocator,
+       after finalizing the instance and clearing the subclass's own slots:
+       what is left is done as for an instance of ours.  Installed only with
+       the traverse, and only if neither class has a finalizer. */
+    static void treadle_handle_dealloc(PyObject *self) {
+        PyTypeObject *type = Py_TYPE(self);
+        const Py_ssize_t *offsets = treadle_trav_handle;
+        int i, n = treadle_ntrav_handle;
+        Py_ssize_t weaklist = type->tp_weaklistoffset;
+        PyObject_GC_UnTrack(self);
+        Py_TRASHCAN_BEGIN(self, treadle_handle_dealloc)
+        if (type == treadle_timer_type || (type != treadle_handle_type && PyType_IsSubtype(type, treadle_timer_type))) {
+            offsets = treadle_trav_timer;
+            n = treadle_ntrav_timer;
+        }
+        if (weaklist > 0) {
+            if (TREADLE_SLOT(self, weaklist) != NULL)
+                PyObject_ClearWeakRefs(self);
+        } else if (weaklist != 0) {
+            PyObject_ClearWeakRefs(self);  /* kept before the object (3.12+): it looks itself */
+        }
+        for (i = 0; i < n; i++) {
+            PyObject *value = TREADLE_SLOT(self, offsets[i]);
+            if (value != NULL) {
+                TREADLE_SLOT(self, offsets[i]) = NULL;
+                Py_DECREF(value);
+            }
+        }
+        type->tp_free(self);
+        Py_DECREF(type);  /* an instance of a heap type holds its type */
+        Py_TRASHCAN_END
+    }
+
+    /* 1 if both classes (whose traverse is already ours) now use
+       treadle_handle_dealloc; 0 if they keep Python's: only when each is a
+       class statement's (subtype_dealloc) down to object, whose own
+       deallocator only frees, and neither has a finalizer. */
+    static int treadle_handle_dealloc_init(void) {
+        PyTypeObject *handle = treadle_handle_type, *timer = treadle_timer_type, *base;
+        destructor generic;
+        if (handle == NULL || timer == NULL
+                || (handle->tp_traverse != treadle_handle_traverse && handle->tp_traverse != treadle_handle_traverse_named))
+            return 0;
+        generic = handle->tp_dealloc;
+        for (base = timer; base != NULL && base->tp_dealloc == generic; base = base->tp_base) {
+            if (base->tp_finalize != NULL || base->tp_del != NULL)
+                return 0;
+        }
+        /* The timer's chain passes through the handle's: both end at object. */
+        if (base != &PyBaseObject_Type || handle->tp_weaklistoffset == 0
+                || timer->tp_weaklistoffset != handle->tp_weaklistoffset || timer->tp_free != handle->tp_free)
+            return 0;
+        handle->tp_dealloc = treadle_handle_dealloc;
+        timer->tp_dealloc = treadle_handle_dealloc;
         return 1;
     }
 
@@ -276,6 +393,7 @@ cdef extern from *:
     object _c_new_handle "treadle_new_handle"(object callback, object args, object loop, object context, object traceback)
     object _c_new_timer "treadle_new_timer"(object when, object seq, object callback, object args, object loop, object context, object traceback)
     int _c_traverse_init "treadle_handle_traverse_init"()
+    int _c_dealloc_init "treadle_handle_dealloc_init"()
     bint _c_is_ours "treadle_is_ours"(object handle)
     bint _c_cancelled "treadle_handle_cancelled"(object handle)
     bint _c_is_timer "treadle_is_timer"(object handle)
@@ -289,10 +407,13 @@ cdef extern from *:
 cdef bint _COMPILED
 cdef bint _FAST
 cdef bint _OWN_TRAVERSE
+cdef bint _OWN_DEALLOC
 
 cpdef bint uses_slot_offsets()
 
 cpdef bint uses_own_traverse()
+
+cpdef bint uses_own_dealloc()
 
 cpdef object new_handle(object callback, tuple args, object loop, object context, bint debug)
 

@@ -252,6 +252,8 @@ _COMPILED = is_extension_file(__file__)
 _FAST = _COMPILED and _c_slots_init(Handle, TimerHandle) == 1  # type: ignore[name-defined]  # noqa: F821
 # The collector's traverse of the two classes, from the offsets of their object slots.
 _OWN_TRAVERSE = _FAST and _c_traverse_init() == 1  # type: ignore[name-defined]  # noqa: F821
+# And their deallocator, from the same offsets.
+_OWN_DEALLOC = _OWN_TRAVERSE and _c_dealloc_init() == 1  # type: ignore[name-defined]  # noqa: F821
 
 
 def uses_slot_offsets() -> bool:
@@ -262,6 +264,11 @@ def uses_slot_offsets() -> bool:
 def uses_own_traverse() -> bool:
     """True if the collector traverses the handles through the compiled module's function (one array of offsets)."""
     return _OWN_TRAVERSE
+
+
+def uses_own_dealloc() -> bool:
+    """True if the handles are freed through the compiled module's function (the same offsets)."""
+    return _OWN_DEALLOC
 
 
 def new_handle(
