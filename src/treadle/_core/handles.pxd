@@ -194,11 +194,14 @@ cdef extern from *:
             } \
         } while (0)
 
+    static PyObject *treadle_empty_tuple = NULL;  /* () of a callback without arguments: never part of a cycle */
+
     static int treadle_handle_traverse_named(PyObject *self, visitproc visit, void *arg) {
         PyTypeObject *type = Py_TYPE(self);
         TREADLE_VISIT_SLOT(treadle_off_loop);
         TREADLE_VISIT_SLOT(treadle_off_callback);
-        TREADLE_VISIT_SLOT(treadle_off_args);
+        if (TREADLE_SLOT(self, treadle_off_args) != treadle_empty_tuple)
+            TREADLE_VISIT_SLOT(treadle_off_args);
         TREADLE_VISIT_SLOT(treadle_off_context);
         TREADLE_VISIT_SLOT(treadle_off_cancelled);
         TREADLE_VISIT_SLOT(treadle_off_repr);
@@ -246,9 +249,14 @@ cdef extern from *:
         named[3] = treadle_off_context; named[4] = treadle_off_cancelled; named[5] = treadle_off_repr;
         named[6] = treadle_off_traceback; named[7] = treadle_off_when; named[8] = treadle_off_seq;
         named[9] = treadle_off_scheduled;
-        if (treadle_same_offsets(treadle_trav_handle, treadle_ntrav_handle, named, 7)
+        if (treadle_empty_tuple == NULL)
+            treadle_empty_tuple = PyTuple_New(0);  /* the interpreter's one (), kept */
+        if (treadle_empty_tuple != NULL
+                && treadle_same_offsets(treadle_trav_handle, treadle_ntrav_handle, named, 7)
                 && treadle_same_offsets(treadle_trav_timer, treadle_ntrav_timer, named, 10))
             ours = treadle_handle_traverse_named;
+        else if (treadle_empty_tuple == NULL)
+            PyErr_Clear();  /* no (): the loop over the offsets does it all */
         handle->tp_traverse = ours;
         timer->tp_traverse = ours;
         return 1;

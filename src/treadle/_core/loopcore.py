@@ -215,7 +215,11 @@ class LoopCore:
             return _base_create_task(self, coro, name=name, context=context)  # type: ignore[arg-type]
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        task: Any = _Task(coro, loop=self, name=name, context=context)  # type: ignore[arg-type]
+        # Only the keywords given: the C type takes them from a dictionary.
+        if name is None and context is None:
+            task: Any = _Task(coro, loop=self)  # type: ignore[arg-type]
+        else:
+            task = _Task(coro, loop=self, name=name, context=context)  # type: ignore[arg-type]
         if self._debug:
             stack = task._source_traceback  # where the task was made
             if stack and stack[-1].filename == __file__:
