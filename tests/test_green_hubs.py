@@ -26,7 +26,7 @@ def _run_in_thread(target: Any) -> Any:
         except BaseException as exc:  # handed to the test's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=body)
+    thread = threading.Thread(target=body, daemon=True)  # a thread that hangs must not hold the run open
     thread.start()
     thread.join(30)
     assert not thread.is_alive()
@@ -97,3 +97,52 @@ def test_the_main_thread_keeps_its_hub_while_others_make_theirs() -> None:
         assert get_hub() is hub and current_hub() is hub
 
     treadle.run(main)
+
+
+def test_wake_ups_in_one_thread_while_another_threads_task_runs() -> None:
+    """A hub's wake-up callback stays entered in its context while the task it woke runs.
+
+    Thread A's task is woken and then blocks its whole thread; meanwhile thread B starts a
+    green task and wakes one through an Event.  Each hub runs its wake-ups and starts in a
+    context of its own: one context shared by every hub could not be entered by B's while
+    A's is, and B's tasks would never start or wake ("cannot enter context").
+    """
+    a_woken, b_done = threading.Event(), threading.Event()
+
+    def thread_a() -> str:
+        def task_a() -> str:
+            treadle.sleep(0)  # woken by thread A's hub, whose callback is still entered below
+            a_woken.set()
+            assert b_done.wait(30)  # blocks thread A (not a green wait) until B is through
+            return "a"
+
+        return treadle.run(lambda: treadle.spawn(task_a).get())  # type: ignore[no-any-return]
+
+    def thread_b() -> tuple[list[Any], list[dict[str, Any]]]:
+        assert a_woken.wait(30)
+
+        def main() -> list[Any]:
+            asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+            started = treadle.spawn(lambda: "started")
+            event = treadle.Event()
+            setter = treadle.spawn(event.set)
+            done = treadle.joinall([started, setter], timeout=5)
+            return [[t.get() for t in done], event.wait(timeout=5)]
+
+        errors: list[dict[str, Any]] = []
+        try:
+            return treadle.run(main), errors
+        finally:
+            b_done.set()
+
+    box: dict[str, Any] = {}
+    other = threading.Thread(target=lambda: box.__setitem__("a", thread_a()), daemon=True)
+    other.start()
+    try:
+        results, errors = _run_in_thread(thread_b)
+    finally:
+        b_done.set()
+        other.join(30)
+    assert not other.is_alive() and box["a"] == "a"
+    assert errors == []
+    assert results == [["started", None], True]

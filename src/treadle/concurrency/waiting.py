@@ -31,7 +31,7 @@ from greenlet import getcurrent
 from .._core.loop import running_loop
 from .._core.loopcore import schedule_soon
 from ..green.bridge import green_wait
-from ..green.hub import WAKE_CONTEXT, Hub, get_hub, in_hub, switch_to_hub
+from ..green.hub import Hub, get_hub, in_hub, switch_to_hub
 
 __all__ = ["GreenWaiter", "WaitQueue", "current_loop", "green_wait", "in_async", "wait_in_queue"]
 
@@ -98,7 +98,7 @@ class GreenWaiter:
             raise asyncio.InvalidStateError(f"invalid state: {self!r}")
         self._state = _DONE
         self._value = value
-        schedule_soon(self._hub.loop, self._wake, (), WAKE_CONTEXT)
+        schedule_soon(self._hub.loop, self._wake, (), self._hub.wake_context)
 
     def cancel(self, msg: Any = None) -> bool:
         """Mark it cancelled if it is pending (True); the waiting task is resumed by whoever cancels it."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from greenlet import getcurrent
 
 from .generators import drive
-from .hub import WAKE_CONTEXT, BlockingInHubError, Waiter, get_hub, green_hub, in_hub
+from .hub import BlockingInHubError, Waiter, get_hub, green_hub, in_hub
 from .task import Greenlet, check_timeout
 
 __all__ = ["await_", "green_wait", "run_green", "sleep"]
@@ -44,7 +44,7 @@ def sleep(seconds: float = 0, result: Any = None) -> Any:
     loop = hub.loop
     waiter = Waiter()
     if seconds <= 0:
-        handle = loop._call_soon(waiter.switch, (), WAKE_CONTEXT)
+        handle = loop._call_soon(waiter.switch, (), hub.wake_context)
         what = "sleep(0)"
     else:
         handle = loop.call_later(seconds, waiter.switch)

@@ -17,6 +17,7 @@ cdef class Hub:
     cdef public dict waiters
     cdef public set tasks
     cdef public dict pending
+    cdef public object wake_context
 
 
 @cython.final

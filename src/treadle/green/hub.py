@@ -53,7 +53,6 @@ from .._core.loop import running_loop
 _get_ident = _thread.get_ident  # bound now: the monkey patcher makes threading's green
 
 __all__ = [
-    "WAKE_CONTEXT",
     "BlockingInHubError",
     "Hub",
     "NeverWokenError",
@@ -66,13 +65,6 @@ __all__ = [
     "in_hub",
     "switch_to_hub",
 ]
-
-#: The context that a green wake-up callback runs in (``loop._call_soon(waiter.switch, (), WAKE_CONTEXT)``).
-#: Such a callback only switches to its task, which then runs in its own
-#: greenlet's context; one shared empty context spares a copy of the current
-#: one per wake-up.  It is entered by one callback at a time: the hub runs them
-#: one after the other, and a callback has returned before the next one runs.
-WAKE_CONTEXT = contextvars.Context()
 
 _FIX = (
     "would stop the event loop: in async code await the async form (for example `await treadle.sleep(...)`, "
@@ -102,7 +94,7 @@ def _root(glet: greenlet) -> greenlet:
 class Hub:
     """A thread's treadle loop and the greenlet that runs it."""
 
-    __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits", "pending")
+    __slots__ = ("loop", "glet", "waiters", "tasks", "fdwaits", "pending", "wake_context")
 
     def __init__(self, loop: EventLoop, glet: greenlet | None) -> None:
         self.loop = loop
@@ -113,6 +105,15 @@ class Hub:
         self.glet = glet  # the greenlet that runs loop.run_forever(), if known
         self.waiters: dict[greenlet, str] = {}  # who waits on what, for the stall report
         self.tasks: set[Any] = set()  # green tasks started and not yet done
+        # The context that the green wake-ups and task starts of this hub run
+        # in (``loop._call_soon(waiter.switch, (), hub.wake_context)``).  Such a
+        # callback only switches to its task, which runs in its own greenlet's
+        # context: one empty context spares a copy of the current one each
+        # time.  A context can be entered once at a time, process-wide, and a
+        # callback stays entered while the task it switched to runs: so one per
+        # hub, whose callbacks run one after the other, never one shared by the
+        # hubs of several threads.
+        self.wake_context = contextvars.Context()
         loop._stall_hook = self._on_stall
         loop._green_fdwaits = self.fdwaits
 

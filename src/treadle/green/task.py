@@ -32,7 +32,7 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from .hub import WAKE_CONTEXT, BlockingInHubError, Waiter, get_hub, in_hub, throw_into
+from .hub import BlockingInHubError, Waiter, get_hub, in_hub, throw_into
 
 __all__ = ["Greenlet", "joinall", "killall", "spawn", "spawn_later"]
 
@@ -172,9 +172,9 @@ class Greenlet(greenlet):
     def start(self) -> Greenlet:
         """Schedule the task to start on the next loop iteration; returns it."""
         if self._start_handle is None and not self._started and self._state == _PENDING:
-            # WAKE_CONTEXT: _start only switches in, and the task runs in its
-            # greenlet's own context, so no copy of the current one is made.
-            self._start_handle = self._loop.call_soon(self._start, context=WAKE_CONTEXT)
+            # The hub's wake context: _start only switches in, and the task runs
+            # in its greenlet's own context, so no copy of the current one is made.
+            self._start_handle = self._loop.call_soon(self._start, context=self._hub.wake_context)
             self._hub.tasks.add(self)
         return self
 
@@ -182,7 +182,7 @@ class Greenlet(greenlet):
         """Schedule the task to start after ``seconds``; returns it."""
         seconds = check_timeout(seconds, "seconds") or 0.0
         if self._start_handle is None and not self._started and self._state == _PENDING:
-            self._start_handle = self._loop.call_later(seconds, self._start, context=WAKE_CONTEXT)
+            self._start_handle = self._loop.call_later(seconds, self._start, context=self._hub.wake_context)
             self._hub.tasks.add(self)
         return self
 
