@@ -210,32 +210,32 @@ def _child(case: str, rounds: int) -> None:
 # -- the driver ----------------------------------------------------------------------------
 
 
+def callgrind_total(script_args: list[str], env: dict[str, str], what: str) -> tuple[int, str]:
+    """Total instructions of ``python *script_args`` under callgrind, and what it printed.
+
+    Raises RuntimeError (naming ``what``) if it fails or callgrind gives no total.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *script_args]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{what} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        match = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.MULTILINE)
+        if match is None:
+            raise RuntimeError(f"{what}: no total in the callgrind output")
+        return int(match.group(1)), proc.stdout
+
+
 def _instructions(case: str, mode: str, rounds: int) -> tuple[int, bool]:
     """Total instructions of one child under callgrind, and whether it ran compiled."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("TREADLE_PURE_PYTHON", None)
     if mode == "pure":
         env["TREADLE_PURE_PYTHON"] = "1"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            case,
-            str(rounds),
-        ]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{case}/{mode} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-        match = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"{case}/{mode}: no total in the callgrind output")
-        compiled = "compiled=True" in proc.stdout
-        return int(match.group(1)), compiled
+    script = [str(Path(__file__).resolve()), "--child", case, str(rounds)]
+    total, printed = callgrind_total(script, env, f"{case}/{mode}")
+    return total, "compiled=True" in printed
 
 
 def main() -> None:
