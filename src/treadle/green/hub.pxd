@@ -36,6 +36,8 @@ cpdef bint in_hub() except -1
 
 cpdef Hub green_hub()
 
+cpdef Hub get_hub()
+
 cpdef object green_hub_or_async()
 
 cpdef object switch_to_hub(object what, Hub hub=*)

@@ -2,8 +2,10 @@
 # Greenlet is an extension type whose base is greenlet's own C type, so that a
 # green task's state is C fields (read and written as C by its own methods, and
 # traversed by the collector as C) instead of the slots of a Python class.
+cimport cython
+
 from treadle._core.loopcore cimport LoopCore
-from treadle.green.hub cimport Hub
+from treadle.green.hub cimport Hub, get_hub
 
 
 # greenlet's object as its public header (greenlet/greenlet.h, greenlet 2.0 and
@@ -42,8 +44,17 @@ cdef class Greenlet(greenlet):
     cdef public object _start_handle
     cdef public bint _asyncio_future_blocking
 
-    # Called by the task's own methods only: C calls, not visible from Python.
+    # Called by the task's own methods (and spawn) only: C calls, not visible from Python.
+    cdef _setup(self, object fn, tuple args, dict kwargs)
+    cdef _start_soon(self)
     cdef _finish(self, object result, object exc)
     cdef _finish_cancelled(self, object exc)
     cdef _forget(self)
     cdef _schedule_callbacks(self)
+
+
+@cython.locals(task=Greenlet)
+cdef bint _task_done(object t) except -1
+
+@cython.locals(task=Greenlet)
+cdef Greenlet _spawn_greenlet(object fn, tuple args, dict kwargs)

@@ -124,6 +124,9 @@ class Greenlet(greenlet):
     _treadle_green = True
 
     def __init__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        self._setup(fn, args, kwargs)
+
+    def _setup(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if not callable(fn):
             raise TypeError(f"a green task needs a callable, got {fn!r}")
         if _is_coroutine_function(fn):
@@ -171,12 +174,15 @@ class Greenlet(greenlet):
 
     def start(self) -> Greenlet:
         """Schedule the task to start on the next loop iteration; returns it."""
+        self._start_soon()
+        return self
+
+    def _start_soon(self) -> None:
         if self._start_handle is None and not self._started and self._state == _PENDING:
             # The hub's wake context: _start only switches in, and the task runs
             # in its greenlet's own context, so no copy of the current one is made.
             self._start_handle = self._loop.call_soon(self._start, context=self._hub.wake_context)
             self._hub.tasks.add(self)
-        return self
 
     def start_later(self, seconds: float) -> Greenlet:
         """Schedule the task to start after ``seconds``; returns it."""
@@ -445,9 +451,17 @@ def raise_blocking_in_hub(what: str, fix: str) -> None:
     )
 
 
+def _task_done(t: Any) -> bool:
+    """``t.done()``; read from a green task's state directly (compiled: a C field)."""
+    if type(t) is Greenlet:
+        task: Greenlet = t
+        return task._state is not _PENDING
+    return bool(t.done())
+
+
 def _wait_for_tasks(tasks: Sequence[Any], timeout: float | None, count: int, what: str) -> None:
     """Block until ``count`` of ``tasks`` are done, or ``timeout`` passes."""
-    pending = [t for t in tasks if not t.done()]
+    pending = [t for t in tasks if not _task_done(t)]
     needed = count - (len(tasks) - len(pending))
     if needed <= 0:
         return
@@ -485,7 +499,7 @@ def _wait_for_each(tasks: list[Any], timeout: float | None, what: str) -> None:
     loop = get_hub().loop
     deadline = None if timeout is None else loop.time() + timeout
     for t in tasks:
-        if t.done():
+        if _task_done(t):
             continue
         waiter = Waiter()
         t.add_done_callback(waiter.switch)
@@ -498,7 +512,7 @@ def _wait_for_each(tasks: list[Any], timeout: float | None, what: str) -> None:
             if timer is not None:
                 timer.cancel()
             t.remove_done_callback(waiter.switch)
-        if not t.done():
+        if not _task_done(t):
             return  # the timeout passed
 
 
@@ -511,7 +525,15 @@ def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         from .generators import GeneratorTask
 
         return GeneratorTask(fn(*args, **kwargs)).start()
-    return Greenlet(fn, *args, **kwargs).start()
+    return _spawn_greenlet(fn, args, kwargs)
+
+
+def _spawn_greenlet(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Greenlet:
+    """``Greenlet(fn, *args, **kwargs).start()``, without packing the arguments again or calling as Python."""
+    task = Greenlet.__new__(Greenlet)
+    task._setup(fn, args, kwargs)
+    task._start_soon()
+    return task
 
 
 def spawn_later(seconds: float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Greenlet:
@@ -526,7 +548,7 @@ def _check_tasks(tasks: Iterable[Any], what: str) -> list[Any]:
         raise TypeError(f"{what}() needs an iterable of green tasks, got {type(tasks).__name__}")
     tasks = list(tasks)
     for t in tasks:
-        if not asyncio.isfuture(t):
+        if not isinstance(t, Greenlet) and not asyncio.isfuture(t):
             raise TypeError(f"{what}() needs green tasks (or asyncio tasks/futures), got {t!r}")
     return tasks
 
@@ -543,10 +565,10 @@ def joinall(
     if count is not None and (not isinstance(count, int) or count < 0):
         raise ValueError(f"count must be a non-negative int, got {count!r}")
     need = len(tasks) if count is None else min(count, len(tasks))
-    if in_hub() and need and any(not t.done() for t in tasks):
+    if in_hub() and need and not all(_task_done(t) for t in tasks):
         raise_blocking_in_hub("joinall()", "`await asyncio.gather(*tasks)`")
     _wait_for_tasks(tasks, timeout, need, f"joinall({len(tasks)} tasks)")
-    done = [t for t in tasks if t.done()]
+    done = [t for t in tasks if _task_done(t)]
     if raise_error:
         for t in done:
             if not t.cancelled() and (t._future_exception() if isinstance(t, Greenlet) else t.exception()):
